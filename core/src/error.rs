@@ -1,0 +1,295 @@
+//! The one error type of the API and its status table.
+//!
+//! Every error that leaves the service, from the edge or from the backend, is an
+//! [`ApiError`] rendered by [`ApiError::to_json`] into the OpenAI-style envelope
+//! `{"error":{"message","type","param","code"}}`. The status and the `type` string
+//! are functions of the [`ErrorKind`] alone, so both tiers answer the same mistake
+//! with byte-identical bodies.
+
+use serde::Serialize;
+use std::fmt;
+
+/// What went wrong, at the granularity of an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// 400: malformed or invalid request.
+    InvalidRequest,
+    /// 401: missing or wrong API key.
+    Unauthorized,
+    /// 404: unknown route, model or voice resource.
+    NotFound,
+    /// 405: route exists, method does not.
+    MethodNotAllowed,
+    /// 413: body larger than the configured limit.
+    PayloadTooLarge,
+    /// 415: body is not `application/json`.
+    UnsupportedMediaType,
+    /// 422: well-formed request that cannot be processed (e.g. nothing speakable).
+    Unprocessable,
+    /// 429: queue full; carries a Retry-After.
+    RateLimited,
+    /// 500: a bug or an unexpected failure; details go to logs only.
+    Internal,
+    /// 502: the upstream (backend) answered badly.
+    BadGateway,
+    /// 503: not ready, overloaded beyond the queue, or upstream unreachable.
+    Unavailable,
+    /// 504: upstream did not answer in time.
+    GatewayTimeout,
+}
+
+impl ErrorKind {
+    /// Every kind, for table-driven tests and the contract check.
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::InvalidRequest,
+        ErrorKind::Unauthorized,
+        ErrorKind::NotFound,
+        ErrorKind::MethodNotAllowed,
+        ErrorKind::PayloadTooLarge,
+        ErrorKind::UnsupportedMediaType,
+        ErrorKind::Unprocessable,
+        ErrorKind::RateLimited,
+        ErrorKind::Internal,
+        ErrorKind::BadGateway,
+        ErrorKind::Unavailable,
+        ErrorKind::GatewayTimeout,
+    ];
+
+    /// The HTTP status of this kind: the single status table of the project.
+    pub const fn status(self) -> u16 {
+        match self {
+            ErrorKind::InvalidRequest => 400,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::NotFound => 404,
+            ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::UnsupportedMediaType => 415,
+            ErrorKind::Unprocessable => 422,
+            ErrorKind::RateLimited => 429,
+            ErrorKind::Internal => 500,
+            ErrorKind::BadGateway => 502,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::GatewayTimeout => 504,
+        }
+    }
+
+    /// The envelope's `type` string (OpenAI's vocabulary).
+    pub const fn type_str(self) -> &'static str {
+        match self {
+            ErrorKind::Unauthorized => "authentication_error",
+            ErrorKind::RateLimited => "rate_limit_error",
+            ErrorKind::Internal
+            | ErrorKind::BadGateway
+            | ErrorKind::Unavailable
+            | ErrorKind::GatewayTimeout => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// Whether a client should retry later (the response carries `Retry-After`).
+    pub const fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::RateLimited
+                | ErrorKind::Unavailable
+                | ErrorKind::BadGateway
+                | ErrorKind::GatewayTimeout
+        )
+    }
+}
+
+/// Every machine `code` either tier may emit, with its kind. The contract's
+/// `x-error-codes` table must equal this one (checked by `tests/contract.rs`).
+pub const ERROR_CODES: [(&str, ErrorKind); 28] = [
+    ("invalid_json", ErrorKind::InvalidRequest),
+    ("invalid_type", ErrorKind::InvalidRequest),
+    ("invalid_value", ErrorKind::InvalidRequest),
+    ("missing_parameter", ErrorKind::InvalidRequest),
+    ("unknown_parameter", ErrorKind::InvalidRequest),
+    ("conflicting_parameters", ErrorKind::InvalidRequest),
+    ("empty_input", ErrorKind::InvalidRequest),
+    ("input_too_long", ErrorKind::InvalidRequest),
+    ("instructions_too_long", ErrorKind::InvalidRequest),
+    ("model_not_found", ErrorKind::InvalidRequest),
+    ("invalid_voice", ErrorKind::InvalidRequest),
+    ("voice_not_found", ErrorKind::InvalidRequest),
+    ("invalid_api_key", ErrorKind::Unauthorized),
+    ("not_found", ErrorKind::NotFound),
+    ("method_not_allowed", ErrorKind::MethodNotAllowed),
+    ("payload_too_large", ErrorKind::PayloadTooLarge),
+    ("unsupported_media_type", ErrorKind::UnsupportedMediaType),
+    ("unsupported_combination", ErrorKind::Unprocessable),
+    ("no_speakable_text", ErrorKind::Unprocessable),
+    ("unsupported_language", ErrorKind::Unprocessable),
+    ("unsupported_format", ErrorKind::Unprocessable),
+    ("queue_full", ErrorKind::RateLimited),
+    ("internal_error", ErrorKind::Internal),
+    ("upstream_error", ErrorKind::BadGateway),
+    ("not_ready", ErrorKind::Unavailable),
+    ("upstream_unavailable", ErrorKind::Unavailable),
+    ("not_implemented", ErrorKind::Unavailable),
+    ("upstream_timeout", ErrorKind::GatewayTimeout),
+];
+
+/// An API error: kind (status), stable machine `code`, optional `param`, human message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub code: &'static str,
+    pub param: Option<String>,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    param: Option<&'a str>,
+    code: &'static str,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        debug_assert!(
+            ERROR_CODES.contains(&(code, kind)),
+            "error code {code} with {kind:?} is not in ERROR_CODES"
+        );
+        Self {
+            kind,
+            code,
+            param: None,
+            message: message.into(),
+        }
+    }
+
+    /// Attach the offending request field.
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// A 400 about one field.
+    pub fn invalid(param: &str, code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, code, message).with_param(param)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, "not_found", message)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            ErrorKind::MethodNotAllowed,
+            "method_not_allowed",
+            "Method not allowed for this route.",
+        )
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            ErrorKind::Unauthorized,
+            "invalid_api_key",
+            "Missing or invalid API key. Send it as 'Authorization: Bearer <key>' or 'X-API-Key'.",
+        )
+    }
+
+    pub fn payload_too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            ErrorKind::PayloadTooLarge,
+            "payload_too_large",
+            format!("Request body exceeds the limit of {limit_bytes} bytes."),
+        )
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            ErrorKind::UnsupportedMediaType,
+            "unsupported_media_type",
+            "Request body must be JSON with 'Content-Type: application/json'.",
+        )
+    }
+
+    pub fn rate_limited() -> Self {
+        Self::new(
+            ErrorKind::RateLimited,
+            "queue_full",
+            "The synthesis queue is full. Retry after the time given in Retry-After.",
+        )
+    }
+
+    /// A 500 whose message never carries internal detail (that goes to the logs).
+    pub fn internal() -> Self {
+        Self::new(
+            ErrorKind::Internal,
+            "internal_error",
+            "The server failed to process the request. See the server logs with the request id.",
+        )
+    }
+
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, code, message)
+    }
+
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// The contract's error envelope as JSON text.
+    pub fn to_json(&self) -> String {
+        let env = Envelope {
+            error: Body {
+                message: &self.message,
+                kind: self.kind.type_str(),
+                param: self.param.as_deref(),
+                code: self.code,
+            },
+        };
+        // Serializing plain strings into a String cannot fail.
+        serde_json::to_string(&env).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.status(), self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_shape_is_stable() {
+        let e = ApiError::invalid("speed", "invalid_value", "bad \"speed\"");
+        assert_eq!(
+            e.to_json(),
+            r#"{"error":{"message":"bad \"speed\"","type":"invalid_request_error","param":"speed","code":"invalid_value"}}"#
+        );
+        let e = ApiError::internal();
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert!(v["error"]["param"].is_null());
+        assert_eq!(v["error"]["type"], "server_error");
+    }
+
+    #[test]
+    fn statuses_are_distinct_and_retryability_matches() {
+        let mut seen = std::collections::HashSet::new();
+        for k in ErrorKind::ALL {
+            assert!(seen.insert(k.status()), "duplicate status {}", k.status());
+            assert_eq!(
+                k.is_retryable(),
+                matches!(k.status(), 429 | 502 | 503 | 504)
+            );
+            assert_eq!(k.type_str() == "server_error", k.status() >= 500);
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! `kokoro-core`: the pure logic both tiers of kokoro-edge share.
+//!
+//! - [`request::SpeechRequest`]: the contract's speech request, parsed and validated.
+//! - [`error::ApiError`]: the one error type, its status table and JSON envelope.
+//! - [`voice`]: the voice catalog and blend expressions (`af_bella(2)+af_sky(1)`).
+//! - [`normalize`]: English text normalization (numbers, money, dates, ...).
+//! - [`chunk`]: sentence-first chunking with a small first chunk.
+//! - [`vocab::Vocab`]: phoneme ids; [`cache_key::cache_key`]: stable cache keys.
+//!
+//! This crate does no I/O and knows nothing of HTTP servers, async runtimes,
+//! ONNX Runtime or Spin. It builds for native targets and for `wasm32-wasip2`.
+
+pub mod cache_key;
+pub mod chunk;
+pub mod error;
+pub mod normalize;
+pub mod numbers;
+pub mod request;
+pub mod vocab;
+pub mod voice;
+
+pub use error::{ApiError, ErrorKind};
+pub use request::{AudioFormat, Lang, SpeechRequest, StreamFormat};
+
+/// Output sample rate of Kokoro-82M.
+pub const SAMPLE_RATE: u32 = 24_000;

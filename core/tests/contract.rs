@@ -1,0 +1,141 @@
+//! The contract (`contracts/kokoro-tts-api.yaml`) and the Rust validation agree.
+//!
+//! Valid examples must be accepted; each `x-invalid-examples` entry must be rejected
+//! with its status, code and param; enums, bounds and the error-code table must match.
+
+use kokoro_core::error::ERROR_CODES;
+use kokoro_core::normalize::NORMALIZATION_FIELDS;
+use kokoro_core::request::{FIELDS, MAX_INPUT_CHARS, MAX_SPEED, MIN_SPEED, MODELS};
+use kokoro_core::{AudioFormat, SpeechRequest};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+fn contract() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../contracts/kokoro-tts-api.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("contract file");
+    serde_norway::from_str(&text).expect("contract is valid YAML")
+}
+
+fn speech_body(c: &Value) -> &Value {
+    &c["paths"]["/v1/audio/speech"]["post"]["requestBody"]["content"]["application/json"]
+}
+
+fn schema<'a>(c: &'a Value, name: &str) -> &'a Value {
+    &c["components"]["schemas"][name]
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect()
+}
+
+#[test]
+fn valid_examples_are_accepted() {
+    let c = contract();
+    let examples = speech_body(&c)["examples"].as_object().expect("examples");
+    assert!(examples.len() >= 5);
+    for (name, ex) in examples {
+        let r = SpeechRequest::from_value(&ex["value"]);
+        assert!(r.is_ok(), "example {name} rejected: {:?}", r.err());
+    }
+}
+
+#[test]
+fn invalid_examples_are_rejected_alike() {
+    let c = contract();
+    let cases = speech_body(&c)["x-invalid-examples"]
+        .as_array()
+        .expect("invalid examples");
+    assert!(cases.len() >= 15);
+    for case in cases {
+        let name = case["name"].as_str().unwrap_or("?");
+        let err = SpeechRequest::from_value(&case["value"])
+            .err()
+            .unwrap_or_else(|| panic!("{name}: accepted, contract says rejected"));
+        assert_eq!(
+            u64::from(err.status()),
+            case["status"].as_u64().unwrap(),
+            "{name}"
+        );
+        assert_eq!(err.code, case["code"].as_str().unwrap(), "{name}");
+        assert_eq!(err.param.as_deref(), case["param"].as_str(), "{name}");
+        // The envelope validates against the contract's Error schema shape.
+        let body: Value = serde_json::from_str(&err.to_json()).unwrap();
+        let keys: Vec<_> = body["error"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["code", "message", "param", "type"], "{name}");
+    }
+}
+
+#[test]
+fn enums_and_bounds_match() {
+    let c = contract();
+    let req = schema(&c, "SpeechRequest");
+    let props = req["properties"].as_object().unwrap();
+    let mut fields: Vec<_> = props.keys().cloned().collect();
+    let mut ours: Vec<_> = FIELDS.iter().map(|s| s.to_string()).collect();
+    fields.sort();
+    ours.sort();
+    assert_eq!(fields, ours, "request fields");
+    assert_eq!(strings(&props["model"]["enum"]), MODELS);
+    let formats: Vec<_> = AudioFormat::ALL.iter().map(|f| f.as_str()).collect();
+    assert_eq!(strings(&props["response_format"]["enum"]), formats);
+    assert_eq!(strings(&props["stream_format"]["enum"]), ["audio", "sse"]);
+    assert_eq!(props["speed"]["minimum"].as_f64(), Some(MIN_SPEED));
+    assert_eq!(props["speed"]["maximum"].as_f64(), Some(MAX_SPEED));
+    assert_eq!(
+        props["input"]["maxLength"].as_u64(),
+        Some(MAX_INPUT_CHARS as u64)
+    );
+    assert_eq!(
+        props["text"]["maxLength"].as_u64(),
+        Some(MAX_INPUT_CHARS as u64)
+    );
+    assert_eq!(props["voice"]["default"], kokoro_core::voice::DEFAULT_VOICE);
+    assert_eq!(req["additionalProperties"], false);
+    let mut norm: Vec<_> = schema(&c, "NormalizationOptions")["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let mut ours = NORMALIZATION_FIELDS.to_vec();
+    norm.sort();
+    ours.sort();
+    assert_eq!(norm, ours);
+    let types = strings(&schema(&c, "Error")["properties"]["error"]["properties"]["type"]["enum"]);
+    for k in kokoro_core::ErrorKind::ALL {
+        assert!(types.contains(&k.type_str().to_string()), "{:?}", k);
+    }
+}
+
+#[test]
+fn error_code_table_matches() {
+    let c = contract();
+    let theirs: BTreeMap<String, u64> = c["x-error-codes"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect();
+    let ours: BTreeMap<String, u64> = ERROR_CODES
+        .iter()
+        .map(|(k, kind)| (k.to_string(), u64::from(kind.status())))
+        .collect();
+    assert_eq!(theirs, ours);
+    // Every status the contract documents on a route comes from the table.
+    let statuses: std::collections::BTreeSet<u64> = ours.values().copied().collect();
+    for (path, item) in c["paths"].as_object().unwrap() {
+        for (_, op) in item.as_object().unwrap() {
+            for (code, _) in op["responses"].as_object().unwrap() {
+                let code: u64 = code.parse().unwrap();
+                assert!(code == 200 || statuses.contains(&code), "{path}: {code}");
+            }
+        }
+    }
+}
