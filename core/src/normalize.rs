@@ -765,11 +765,15 @@ mod tests {
         assert_eq!(normalize("5% and 7", &o), "five percent and 7");
         let o = only(|o| o.urls = true);
         assert_eq!(normalize("a.com 7", &o), "a dot com 7");
-        let mut o = NormalizeOptions::default();
-        o.enabled = false;
+        let o = NormalizeOptions {
+            enabled: false,
+            ..Default::default()
+        };
         assert_eq!(normalize("$5 Dr. 3", &o), "$5 Dr. 3");
-        let mut o = NormalizeOptions::default();
-        o.abbreviations = false;
+        let o = NormalizeOptions {
+            abbreviations: false,
+            ..Default::default()
+        };
         assert_eq!(normalize("Dr. 3", &o), "Dr. three");
     }
 

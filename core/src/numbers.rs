@@ -134,7 +134,7 @@ pub fn year(n: u64) -> String {
         return cardinal(n);
     }
     let (hi, lo) = (n / 100, n % 100);
-    if n % 1000 == 0 || (hi % 10 == 0 && lo < 10) {
+    if n.is_multiple_of(1000) || (hi.is_multiple_of(10) && lo < 10) {
         // 2000, 3000, 2001..2009, 1001..1009
         return cardinal(n);
     }

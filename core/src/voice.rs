@@ -273,10 +273,7 @@ mod tests {
         err("af_bella+", "invalid_voice");
         err("+af_bella", "invalid_voice");
         err("(2)", "invalid_voice");
-        err(
-            &"af_bella+".repeat(9).trim_end_matches('+').to_string(),
-            "invalid_voice",
-        );
+        err("af_bella+".repeat(9).trim_end_matches('+'), "invalid_voice");
         err(&"a".repeat(300), "invalid_voice");
     }
 

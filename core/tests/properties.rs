@@ -26,8 +26,7 @@ proptest! {
 
     #[test]
     fn disabled_normalization_is_identity(s in texty()) {
-        let mut o = NormalizeOptions::default();
-        o.enabled = false;
+        let o = NormalizeOptions { enabled: false, ..Default::default() };
         prop_assert_eq!(normalize(&s, &o), s.as_str());
     }
 
