@@ -10,9 +10,11 @@
 //! This crate does no I/O and knows nothing of HTTP servers, async runtimes,
 //! ONNX Runtime or Spin. It builds for native targets and for `wasm32-wasip2`.
 
+pub mod assets;
 pub mod cache_key;
 pub mod chunk;
 pub mod error;
+pub mod markup;
 pub mod normalize;
 pub mod numbers;
 pub mod request;

@@ -1,1 +1,45 @@
-fn main() {}
+//! `cargo xtask`: project automation, the same command locally and in CI.
+//!
+//! - `cargo xtask assets [--dir DIR] [--mirror DIR] [--offline]`: fetch and verify
+//!   the model, ONNX Runtime and voices into the assets cache (see [`assets`]).
+
+mod assets;
+
+use std::process::ExitCode;
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: cargo xtask <command>\n\n\
+         commands:\n  \
+         assets [--dir DIR] [--mirror DIR] [--offline]   fetch + verify model assets\n  \
+         assets-path                                      print the assets dir"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        return usage();
+    };
+    let result = match cmd.as_str() {
+        "assets" => assets::Options::parse(&args[1..]).and_then(|o| assets::run(&o)),
+        "assets-path" => {
+            println!(
+                "{}",
+                assets::Options::parse(&[])
+                    .map(|o| o.dir)
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        _ => return usage(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {cmd}: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

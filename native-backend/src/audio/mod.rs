@@ -1,0 +1,4 @@
+//! Audio post-processing: loudness normalization and encoders.
+
+pub mod encode;
+pub mod loudness;

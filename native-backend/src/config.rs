@@ -1,0 +1,208 @@
+//! Configuration: clap flags (each with an env var), validated into one [`Config`].
+
+use clap::{Args, ValueEnum};
+use kokoro_core::assets as layout;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Device {
+    Cpu,
+    Cuda,
+}
+
+impl Device {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+        }
+    }
+}
+
+/// Engine flags shared by `serve` and `say`.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Assets directory filled by `cargo xtask assets`.
+    #[arg(long, env = "KOKORO_ASSETS_DIR")]
+    pub assets_dir: Option<PathBuf>,
+    /// ONNX model file (default: the int8 model in the assets dir). fp32/fp16 exports work too.
+    #[arg(long, env = "KOKORO_MODEL")]
+    pub model: Option<PathBuf>,
+    /// ONNX Runtime shared library (default: the one in the assets dir).
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_dylib: Option<PathBuf>,
+    /// Execution device; `cuda` fails at start-up when CUDA is unavailable.
+    #[arg(long, env = "KOKORO_DEVICE", value_enum, default_value = "cpu")]
+    pub device: Device,
+    /// Inference worker threads (each owns one ONNX session).
+    #[arg(long, env = "KOKORO_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Intra-op threads per session (0 = number of CPUs / workers).
+    #[arg(long, env = "KOKORO_INTRA_THREADS", default_value_t = 0)]
+    pub intra_threads: usize,
+    /// First chunk window in characters (small = fast first audio).
+    #[arg(long, env = "KOKORO_FIRST_CHUNK_CHARS", default_value_t = 60)]
+    pub first_chunk_chars: usize,
+    /// Largest chunk window in characters.
+    #[arg(long, env = "KOKORO_MAX_CHUNK_CHARS", default_value_t = 300)]
+    pub max_chunk_chars: usize,
+    /// Loudness target in LUFS (integrated, ITU-R BS.1770).
+    #[arg(long, env = "KOKORO_TARGET_LUFS", default_value_t = -16.0, allow_negative_numbers = true)]
+    pub target_lufs: f64,
+    /// True-peak ceiling in dBTP.
+    #[arg(long, env = "KOKORO_TRUE_PEAK_DBTP", default_value_t = -1.0, allow_negative_numbers = true)]
+    pub true_peak_dbtp: f64,
+}
+
+/// Server flags.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Listen address.
+    #[arg(long, env = "KOKORO_LISTEN", default_value = "127.0.0.1:8880")]
+    pub listen: SocketAddr,
+    /// Comma-separated API keys; empty disables authentication.
+    #[arg(long, env = "KOKORO_API_KEYS", default_value = "", hide_env_values = true)]
+    pub api_keys: String,
+    /// Requests admitted at once (in synthesis or waiting); more get 429.
+    #[arg(long, env = "KOKORO_QUEUE_CAPACITY", default_value_t = 16)]
+    pub queue_capacity: usize,
+    /// Largest request body in bytes.
+    #[arg(long, env = "KOKORO_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// Seconds a client is told to wait in Retry-After.
+    #[arg(long, env = "KOKORO_RETRY_AFTER_SECS", default_value_t = 1)]
+    pub retry_after_secs: u64,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Validated engine configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub model: PathBuf,
+    pub model_version: String,
+    pub ort_dylib: PathBuf,
+    pub vocab: PathBuf,
+    pub voices_dir: PathBuf,
+    pub device: Device,
+    pub workers: usize,
+    pub intra_threads: usize,
+    pub chunk: kokoro_core::chunk::ChunkOptions,
+    pub target_lufs: f64,
+    pub true_peak_dbtp: f64,
+}
+
+/// Validated server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub api_keys: Vec<String>,
+    pub queue_capacity: usize,
+    pub max_body_bytes: usize,
+    pub retry_after_secs: u64,
+    pub engine: EngineConfig,
+}
+
+fn must_exist(what: &str, p: PathBuf) -> Result<PathBuf, String> {
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "{what} not found at {}. Run `cargo xtask assets` (or `make setup`) to fetch the \
+             model assets, or point the flag at an existing file.",
+            p.display()
+        ))
+    }
+}
+
+impl EngineArgs {
+    pub fn validate(&self) -> Result<EngineConfig, String> {
+        let dir = self.assets_dir.clone().unwrap_or_else(|| {
+            let env = |k: &str| std::env::var(k).ok();
+            PathBuf::from(layout::default_dir(
+                None,
+                env("XDG_CACHE_HOME").as_deref(),
+                env("HOME").as_deref(),
+            ))
+        });
+        let model = must_exist(
+            "model",
+            self.model.clone().unwrap_or_else(|| dir.join(layout::MODEL_FILE)),
+        )?;
+        let ort_dylib = must_exist(
+            "ONNX Runtime library (ORT_DYLIB_PATH)",
+            self.ort_dylib.clone().unwrap_or_else(|| dir.join(layout::ORT_DYLIB)),
+        )?;
+        let vocab = must_exist("vocab.json", dir.join(layout::VOCAB_FILE))?;
+        let voices_dir = must_exist("voices directory", dir.join(layout::VOICES_DIR))?;
+        if self.workers == 0 || self.workers > 64 {
+            return Err("--workers must be between 1 and 64".into());
+        }
+        if self.first_chunk_chars < 8 || self.max_chunk_chars < self.first_chunk_chars {
+            return Err("chunk windows: need 8 <= --first-chunk-chars <= --max-chunk-chars".into());
+        }
+        if self.max_chunk_chars > 400 {
+            return Err("--max-chunk-chars above 400 risks exceeding the model's 510 phoneme ids".into());
+        }
+        if !(-40.0..=-5.0).contains(&self.target_lufs) || !(-10.0..=0.0).contains(&self.true_peak_dbtp) {
+            return Err("loudness: --target-lufs in [-40, -5], --true-peak-dbtp in [-10, 0]".into());
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let intra_threads = if self.intra_threads == 0 {
+            (cpus / self.workers).max(1)
+        } else {
+            self.intra_threads
+        };
+        let model_version = if self.model.is_none() {
+            format!("kokoro-v1.0-int8:{}", &layout::MODEL_SHA256[..16])
+        } else {
+            // A user-supplied model: version by path and size (hashing 300 MB at start is slow).
+            let len = std::fs::metadata(&model).map(|m| m.len()).unwrap_or(0);
+            format!("custom:{}:{len}", model.display())
+        };
+        Ok(EngineConfig {
+            model,
+            model_version,
+            ort_dylib,
+            vocab,
+            voices_dir,
+            device: self.device,
+            workers: self.workers,
+            intra_threads,
+            chunk: kokoro_core::chunk::ChunkOptions {
+                first_max_chars: self.first_chunk_chars,
+                max_chars: self.max_chunk_chars,
+                min_chars: 10,
+            },
+            target_lufs: self.target_lufs,
+            true_peak_dbtp: self.true_peak_dbtp,
+        })
+    }
+}
+
+impl ServeArgs {
+    pub fn validate(&self) -> Result<Config, String> {
+        if self.queue_capacity == 0 {
+            return Err("--queue-capacity must be at least 1".into());
+        }
+        if self.max_body_bytes < 1024 {
+            return Err("--max-body-bytes must be at least 1024".into());
+        }
+        Ok(Config {
+            listen: self.listen,
+            api_keys: self
+                .api_keys
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(String::from)
+                .collect(),
+            queue_capacity: self.queue_capacity,
+            max_body_bytes: self.max_body_bytes,
+            retry_after_secs: self.retry_after_secs.max(1),
+            engine: self.engine.validate()?,
+        })
+    }
+}

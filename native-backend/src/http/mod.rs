@@ -1,0 +1,386 @@
+//! HTTP layer: the contract's routes on axum.
+//!
+//! [`app`] builds the router from an [`AppState`], so tests drive it with
+//! `tower::ServiceExt::oneshot` without a socket. All errors go through
+//! [`error::AppError`]; malformed bodies are caught by [`JsonBody`].
+
+pub mod error;
+pub mod middleware;
+
+use crate::engine::{self, Engine, EngineError, Event, JobInput, Post};
+use crate::metrics::Metrics;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use error::AppError;
+use futures_util::StreamExt;
+use kokoro_core::{ApiError, ErrorKind, SpeechRequest, StreamFormat};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Semaphore;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: Arc<crate::config::Config>,
+    pub admission: Arc<Semaphore>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, config: crate::config::Config) -> Self {
+        error::RETRY_AFTER_SECS.store(config.retry_after_secs, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            metrics: engine.metrics().clone(),
+            admission: Arc::new(Semaphore::new(config.queue_capacity)),
+            config: Arc::new(config),
+            engine,
+        }
+    }
+}
+
+/// The router with every route and layer.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/v1/audio/speech", post(speech))
+        .route("/v1/models", get(models))
+        .route("/v1/models/{id}", get(model))
+        .route("/v1/audio/voices", get(voices))
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/dev/phonemize", post(phonemize))
+        .route("/dev/generate_from_phonemes", post(generate_from_phonemes))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::auth))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::metrics))
+        .layer(axum::middleware::from_fn(middleware::request_id))
+        .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    ApiError::not_found("No such route. See the API contract for the routes.").into()
+}
+
+async fn method_not_allowed() -> AppError {
+    ApiError::method_not_allowed().into()
+}
+
+/// A JSON body: `application/json` required (415), size limited (413), parsed by
+/// `kokoro-core` (400/422) so every mistake gets the contract's envelope.
+pub struct JsonBody(pub Bytes);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim();
+                m.eq_ignore_ascii_case("application/json") || m.to_ascii_lowercase().ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::unsupported_media_type().into());
+        }
+        let limit = state.config.max_body_bytes;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError(ApiError::payload_too_large(limit))
+            } else {
+                AppError(ApiError::new(
+                    ErrorKind::InvalidRequest,
+                    "invalid_json",
+                    "Could not read the request body.",
+                ))
+            }
+        })?;
+        Ok(Self(bytes))
+    }
+}
+
+fn admit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+    state.admission.clone().try_acquire_owned().map_err(|_| {
+        state.metrics.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        AppError(ApiError::rate_limited())
+    })
+}
+
+fn ms_header(v: u128) -> HeaderValue {
+    HeaderValue::from(u64::try_from(v).unwrap_or(u64::MAX))
+}
+
+async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Response, AppError> {
+    let start = Instant::now();
+    let req = SpeechRequest::from_json(&body.0)?;
+    if !crate::g2p::supports(req.lang) {
+        return Err(EngineError::Unsupported(req.lang).to_api().into());
+    }
+    for (v, _) in req.voice.terms() {
+        if !state.engine.voices().contains(v) {
+            return Err(EngineError::VoiceMissing((*v).to_string()).to_api().into());
+        }
+    }
+    let pieces = engine::plan(&req, &state.engine.config().chunk)?;
+    let permit = admit(&state)?;
+    let sse = req.stream_format == StreamFormat::Sse;
+    // Non-streaming responses are encoded whole at the end (exact WAV sizes).
+    let post = Post::new(state.engine.config(), req.stream.then_some(req.format))
+        .map_err(|e| internal(&e))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let metrics = state.metrics.clone();
+    metrics.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let engine = state.engine.clone();
+    let (lang, voice, speed) = (req.lang, req.voice.clone(), req.speed);
+    tokio::spawn(async move {
+        engine::run(engine, pieces, lang, voice, speed, post, tx).await;
+        metrics.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        drop(permit);
+    });
+
+    if !req.stream {
+        let mut samples = Vec::new();
+        while let Some(ev) = rx.recv().await {
+            match ev.map_err(|e| engine_error(&e))? {
+                Event::Audio { samples: s, .. } => samples.extend(s),
+                Event::End { .. } => break,
+            }
+        }
+        let format = req.format;
+        let n = samples.len();
+        let bytes = tokio::task::spawn_blocking(move || crate::audio::encode::encode_all(format, &samples))
+            .await
+            .map_err(|e| internal(&e.to_string()))?
+            .map_err(|e| internal(&e))?;
+        let mut resp = Response::new(Body::from(bytes));
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+        h.insert("x-audio-duration-ms", ms_header(n as u128 * 1000 / kokoro_core::SAMPLE_RATE as u128));
+        h.insert("x-synthesis-ms", ms_header(start.elapsed().as_millis()));
+        return Ok(resp);
+    }
+
+    // Streaming: the response head leaves only with the first real audio.
+    let first = match rx.recv().await {
+        Some(Ok(ev)) => ev,
+        Some(Err(e)) => return Err(engine_error(&e)),
+        None => return Err(internal("pipeline ended without audio")),
+    };
+    let ttfa = start.elapsed();
+    state.metrics.record_ttfa(ttfa.as_secs_f64());
+    let mut total_phonemes = 0usize;
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|ev| (ev, rx)) });
+    let format = req.format;
+    let items = futures_util::stream::iter([Ok(first)]).chain(rest).map(move |ev| -> Result<Bytes, std::io::Error> {
+        match ev {
+            Ok(Event::Audio { bytes, .. }) => Ok(if sse { sse_delta(&bytes) } else { Bytes::from(bytes) }),
+            Ok(Event::End { bytes, phonemes }) => {
+                total_phonemes += phonemes;
+                if sse {
+                    let mut out = if bytes.is_empty() { Vec::new() } else { sse_delta(&bytes).to_vec() };
+                    out.extend_from_slice(sse_done(total_phonemes).as_bytes());
+                    Ok(Bytes::from(out))
+                } else {
+                    Ok(Bytes::from(bytes))
+                }
+            }
+            // Mid-stream failure: the status is already sent; end the body with an
+            // error so the client sees a truncated transfer, and log it.
+            Err(e) => {
+                tracing::error!(error = ?e, "synthesis failed mid-stream");
+                Err(std::io::Error::other("synthesis failed"))
+            }
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(items));
+    let h = resp.headers_mut();
+    if sse {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    } else {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    }
+    h.insert("x-time-to-first-audio-ms", ms_header(ttfa.as_millis()));
+    Ok(resp)
+}
+
+fn sse_delta(bytes: &[u8]) -> Bytes {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    Bytes::from(format!("data: {{\"type\":\"speech.audio.delta\",\"audio\":\"{b64}\"}}\n\n"))
+}
+
+fn sse_done(tokens: usize) -> String {
+    format!(
+        "data: {{\"type\":\"speech.audio.done\",\"usage\":{{\"input_tokens\":{tokens},\"output_tokens\":0,\"total_tokens\":{tokens}}}}}\n\n"
+    )
+}
+
+fn internal(detail: &str) -> AppError {
+    tracing::error!(detail, "internal error");
+    AppError(ApiError::internal())
+}
+
+fn engine_error(e: &EngineError) -> AppError {
+    if let EngineError::Failed(detail) = e {
+        tracing::error!(detail = %detail, "engine failure");
+    }
+    AppError(e.to_api())
+}
+
+const CREATED: u64 = 1_735_689_600; // 2025-01-01, a fixed date for the model list
+
+fn model_json(id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": CREATED, "owned_by": "kokoro-edge"})
+}
+
+async fn models() -> Json<Value> {
+    let data: Vec<Value> = kokoro_core::request::MODELS.iter().map(|m| model_json(m)).collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+async fn model(Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    if kokoro_core::request::MODELS.contains(&id.as_str()) {
+        Ok(Json(model_json(&id)))
+    } else {
+        Err(ApiError::not_found("No such model.").with_param("id").into())
+    }
+}
+
+async fn voices(State(state): State<AppState>) -> Json<Value> {
+    let installed = state.engine.voices();
+    let voices: Vec<Value> = kokoro_core::voice::all_voices()
+        .filter(|v| installed.contains(v))
+        .map(|v| {
+            let lang = kokoro_core::Lang::from_code(kokoro_core::voice::voice_lang(v))
+                .map_or("unknown", |l| l.tag());
+            json!({"id": v, "language": lang})
+        })
+        .collect();
+    let aliases: serde_json::Map<String, Value> = kokoro_core::voice::OPENAI_VOICE_MAP
+        .iter()
+        .map(|(a, k)| ((*a).to_string(), Value::from(*k)))
+        .collect();
+    Json(json!({"voices": voices, "aliases": aliases}))
+}
+
+async fn health() -> Json<Value> {
+    // The engine is started (model loaded and warmed) before the server listens.
+    Json(json!({"status": "ok"}))
+}
+
+async fn status(State(state): State<AppState>) -> Json<Value> {
+    let cfg = state.engine.config();
+    let queued = state.metrics.queue_depth.load(std::sync::atomic::Ordering::Relaxed);
+    let admitted = state.config.queue_capacity - state.admission.available_permits();
+    Json(json!({
+        "status": "ok",
+        "model": {"path": cfg.model.display().to_string(), "version": cfg.model_version},
+        "device": state.engine.device,
+        "workers": cfg.workers,
+        "intra_threads": cfg.intra_threads,
+        "queue": {"depth": queued, "admitted": admitted, "capacity": state.config.queue_capacity},
+    }))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    (h, state.metrics.render())
+}
+
+fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, AppError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(ApiError::new(ErrorKind::InvalidRequest, "invalid_json", "Request body must be a JSON object.").into()),
+    }
+}
+
+fn check_fields(m: &serde_json::Map<String, Value>, allowed: &[&str]) -> Result<(), AppError> {
+    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        let shown: String = k.chars().take(64).collect();
+        return Err(ApiError::invalid(k, "unknown_parameter", format!("Unrecognized request argument supplied: {shown}")).into());
+    }
+    Ok(())
+}
+
+fn required_text<'a>(m: &'a serde_json::Map<String, Value>, field: &str) -> Result<&'a str, AppError> {
+    match m.get(field) {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= kokoro_core::request::MAX_INPUT_CHARS => Ok(s),
+        Some(Value::String(_)) => Err(ApiError::invalid(field, "invalid_value", format!("'{field}' must be 1 to 4096 characters.")).into()),
+        Some(_) => Err(ApiError::invalid(field, "invalid_type", format!("'{field}' must be a string.")).into()),
+        None => Err(ApiError::invalid(field, "missing_parameter", format!("'{field}' is required.")).into()),
+    }
+}
+
+async fn phonemize(State(state): State<AppState>, body: JsonBody) -> Result<Json<Value>, AppError> {
+    let m = object(&body.0)?;
+    check_fields(&m, &["text", "language", "normalization"])?;
+    let text = required_text(&m, "text")?;
+    let lang = match m.get("language") {
+        None | Some(Value::Null) => kokoro_core::Lang::EnUs,
+        Some(Value::String(s)) => kokoro_core::Lang::parse(s)
+            .ok_or_else(|| ApiError::invalid("language", "invalid_value", "Unknown language."))?,
+        Some(_) => return Err(ApiError::invalid("language", "invalid_type", "'language' must be a string.").into()),
+    };
+    let opts = match m.get("normalization") {
+        None | Some(Value::Null) => Default::default(),
+        Some(v) => kokoro_core::normalize::NormalizeOptions::from_value(v)?,
+    };
+    let normalized = kokoro_core::normalize::normalize(text, &opts).into_owned();
+    let ps = tokio::task::spawn_blocking(move || crate::g2p::phonemize(&normalized, lang))
+        .await
+        .map_err(|e| internal(&e.to_string()))?
+        .map_err(|e| match e {
+            crate::g2p::G2pError::Unsupported(l) => AppError(EngineError::Unsupported(l).to_api()),
+            crate::g2p::G2pError::Failed(m) => internal(&m),
+        })?;
+    let (ids, _) = state.engine.vocab().encode_padded(&ps);
+    Ok(Json(json!({"phonemes": ps, "tokens": ids[1..ids.len() - 1]})))
+}
+
+async fn generate_from_phonemes(State(state): State<AppState>, body: JsonBody) -> Result<Response, AppError> {
+    let m = object(&body.0)?;
+    check_fields(&m, &["phonemes", "voice", "speed"])?;
+    let phonemes = required_text(&m, "phonemes")?.to_string();
+    // Reuse the speech validation for voice and speed.
+    let mut probe = serde_json::Map::new();
+    probe.insert("input".into(), Value::from("x"));
+    for k in ["voice", "speed"] {
+        if let Some(v) = m.get(k) {
+            probe.insert(k.into(), v.clone());
+        }
+    }
+    let req = SpeechRequest::from_value(&Value::Object(probe))?;
+    let permit = admit(&state)?;
+    let synth = state
+        .engine
+        .synthesize(JobInput::Phonemes(phonemes), req.lang, &req.voice, req.speed)
+        .await
+        .map_err(|e| engine_error(&e))?;
+    drop(permit);
+    let cfg = state.engine.config().clone();
+    let bytes = tokio::task::spawn_blocking(move || {
+        let mut audio = synth.audio;
+        let mut post = Post::new(&cfg, None)?;
+        post.chunk(&mut audio)?;
+        crate::audio::encode::encode_all(kokoro_core::AudioFormat::Wav, &audio)
+    })
+    .await
+    .map_err(|e| internal(&e.to_string()))?
+    .map_err(|e| internal(&e))?;
+    let mut resp = Response::new(Body::from(bytes));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    Ok(resp)
+}

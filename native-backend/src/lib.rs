@@ -1,0 +1,36 @@
+//! `kokoro-backend`: the native Kokoro-82M speech server.
+//!
+//! - [`config`]: flags and the validated [`config::Config`].
+//! - [`engine`]: worker threads owning ONNX sessions, the bounded queue, the
+//!   per-request pipeline ([`engine::run`]).
+//! - [`g2p`]: text to phonemes (misaki-rs; espeak-ng behind a feature).
+//! - [`audio`]: loudness normalization and encoders.
+//! - [`http`]: the axum router ([`http::app`]).
+//! - [`metrics`]: Prometheus metrics.
+
+pub mod audio;
+pub mod config;
+pub mod engine;
+pub mod g2p;
+pub mod http;
+pub mod metrics;
+
+use std::sync::Arc;
+
+/// Start the engine with the real model for `cfg`.
+pub fn start_engine(
+    cfg: &config::EngineConfig,
+    queue_capacity: usize,
+    metrics: Arc<metrics::Metrics>,
+) -> Result<Arc<engine::Engine>, String> {
+    let vocab_text = std::fs::read_to_string(&cfg.vocab)
+        .map_err(|e| format!("cannot read {}: {e}", cfg.vocab.display()))?;
+    let vocab = kokoro_core::vocab::Vocab::from_json(&vocab_text)?;
+    let voices = engine::voices::VoiceStore::load(&cfg.voices_dir)?;
+    engine::model::init_ort(cfg)?;
+    let model_cfg = cfg.clone();
+    let factory: engine::ModelFactory = Arc::new(move || {
+        engine::model::OrtModel::load(&model_cfg).map(|m| Box::new(m) as Box<dyn engine::model::Model>)
+    });
+    engine::Engine::start(cfg.clone(), voices, vocab, metrics, queue_capacity, factory)
+}
