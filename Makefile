@@ -6,38 +6,69 @@
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Voice packs come from a local mirror when one exists (CI and development).
 KOKORO_VOICES_MIRROR ?= $(abspath $(wildcard ../shared/kokoro-voices))
 export KOKORO_VOICES_MIRROR
+E2E_ADDR ?= 127.0.0.1:18880
+BACKEND := target/debug/kokoro-backend
 
-.PHONY: up test setup toolchain assets fmt-check clippy unit wasm-core backend
+.PHONY: up test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm-core e2e bench
 
-setup: toolchain assets
+setup: toolchain sysdeps assets pydeps
 
 toolchain:
 	@rustup show active-toolchain >/dev/null
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
+# System libraries: libopus (opus encoder) and pkg-config to find it.
+sysdeps:
+	@if ! pkg-config --exists opus 2>/dev/null; then \
+	  echo "installing libopus-dev pkg-config"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopus-dev pkg-config >/dev/null; \
+	fi
+
 assets:
 	$(CARGO) xtask assets
 
-backend: setup
+# Python tools for the end-to-end tests and benchmarks (pinned in tools/requirements.txt).
+$(VENV)/.installed: tools/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
+	touch $@
+
+pydeps: $(VENV)/.installed
+
+build: toolchain sysdeps
 	$(CARGO) build -p kokoro-backend
 
-up: backend
-	$(CARGO) run -q -p kokoro-backend -- serve
+up: setup build
+	$(BACKEND) serve
 
 fmt-check:
 	$(CARGO) fmt --all --check
 
-clippy:
+clippy: sysdeps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit:
+unit: sysdeps
 	$(CARGO) test --workspace
 
-wasm-core:
+wasm-core: toolchain
 	$(CARGO) build -p kokoro-core --target wasm32-wasip2
 
-test: setup fmt-check clippy unit wasm-core
+# Start the real backend on a test port, run the Python end-to-end suite, stop it.
+e2e: build pydeps
+	@$(BACKEND) serve --listen $(E2E_ADDR) > target/e2e-backend.log 2>&1 & echo $$! > target/e2e-backend.pid; \
+	trap 'kill $$(cat target/e2e-backend.pid) 2>/dev/null || true' EXIT; \
+	for i in $$(seq 1 120); do curl -sf http://$(E2E_ADDR)/health >/dev/null && break; sleep 0.5; done; \
+	curl -sf http://$(E2E_ADDR)/health >/dev/null || { cat target/e2e-backend.log; exit 1; }; \
+	KOKORO_URL=http://$(E2E_ADDR) $(VENV)/bin/python -m pytest -q tests/e2e
+
+test: setup fmt-check clippy unit wasm-core e2e
 	@echo "make test: all checks passed"
+
+bench: setup
+	$(CARGO) bench -p kokoro-backend
