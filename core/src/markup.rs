@@ -62,7 +62,10 @@ mod tests {
                 Segment::Pause(10.0),
             ]
         );
-        assert_eq!(segments("plain [Kokoro](/kˈOkəɹO/)"), vec![Segment::Text("plain [Kokoro](/kˈOkəɹO/)")]);
+        assert_eq!(
+            segments("plain [Kokoro](/kˈOkəɹO/)"),
+            vec![Segment::Text("plain [Kokoro](/kˈOkəɹO/)")]
+        );
         assert_eq!(segments("[pause:x]"), vec![Segment::Text("[pause:x]")]);
         assert!(segments("  ").is_empty());
     }

@@ -63,7 +63,12 @@ pub struct ServeArgs {
     #[arg(long, env = "KOKORO_LISTEN", default_value = "127.0.0.1:8880")]
     pub listen: SocketAddr,
     /// Comma-separated API keys; empty disables authentication.
-    #[arg(long, env = "KOKORO_API_KEYS", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "KOKORO_API_KEYS",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub api_keys: String,
     /// Requests admitted at once (in synthesis or waiting); more get 429.
     #[arg(long, env = "KOKORO_QUEUE_CAPACITY", default_value_t = 16)]
@@ -129,11 +134,15 @@ impl EngineArgs {
         });
         let model = must_exist(
             "model",
-            self.model.clone().unwrap_or_else(|| dir.join(layout::MODEL_FILE)),
+            self.model
+                .clone()
+                .unwrap_or_else(|| dir.join(layout::MODEL_FILE)),
         )?;
         let ort_dylib = must_exist(
             "ONNX Runtime library (ORT_DYLIB_PATH)",
-            self.ort_dylib.clone().unwrap_or_else(|| dir.join(layout::ORT_DYLIB)),
+            self.ort_dylib
+                .clone()
+                .unwrap_or_else(|| dir.join(layout::ORT_DYLIB)),
         )?;
         let vocab = must_exist("vocab.json", dir.join(layout::VOCAB_FILE))?;
         let voices_dir = must_exist("voices directory", dir.join(layout::VOICES_DIR))?;
@@ -144,10 +153,16 @@ impl EngineArgs {
             return Err("chunk windows: need 8 <= --first-chunk-chars <= --max-chunk-chars".into());
         }
         if self.max_chunk_chars > 400 {
-            return Err("--max-chunk-chars above 400 risks exceeding the model's 510 phoneme ids".into());
+            return Err(
+                "--max-chunk-chars above 400 risks exceeding the model's 510 phoneme ids".into(),
+            );
         }
-        if !(-40.0..=-5.0).contains(&self.target_lufs) || !(-10.0..=0.0).contains(&self.true_peak_dbtp) {
-            return Err("loudness: --target-lufs in [-40, -5], --true-peak-dbtp in [-10, 0]".into());
+        if !(-40.0..=-5.0).contains(&self.target_lufs)
+            || !(-10.0..=0.0).contains(&self.true_peak_dbtp)
+        {
+            return Err(
+                "loudness: --target-lufs in [-40, -5], --true-peak-dbtp in [-10, 0]".into(),
+            );
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let intra_threads = if self.intra_threads == 0 {

@@ -30,7 +30,8 @@ pub fn start_engine(
     engine::model::init_ort(cfg)?;
     let model_cfg = cfg.clone();
     let factory: engine::ModelFactory = Arc::new(move || {
-        engine::model::OrtModel::load(&model_cfg).map(|m| Box::new(m) as Box<dyn engine::model::Model>)
+        engine::model::OrtModel::load(&model_cfg)
+            .map(|m| Box::new(m) as Box<dyn engine::model::Model>)
     });
     engine::Engine::start(cfg.clone(), voices, vocab, metrics, queue_capacity, factory)
 }

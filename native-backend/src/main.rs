@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "kokoro-backend", version, about = "Kokoro-82M speech server (OpenAI-compatible)")]
+#[command(
+    name = "kokoro-backend",
+    version,
+    about = "Kokoro-82M speech server (OpenAI-compatible)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -60,7 +64,10 @@ async fn main() -> Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let config = args.validate().map_err(anyhow::Error::msg).context("invalid configuration")?;
+    let config = args
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid configuration")?;
     let metrics = Arc::new(Metrics::default());
     let t = std::time::Instant::now();
     let cfg = config.engine.clone();
@@ -114,7 +121,9 @@ async fn say(args: SayArgs) -> Result<()> {
     let text = match (&args.text, &args.file) {
         (Some(t), None) => t.clone(),
         (None, Some(p)) if p.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())?,
-        (None, Some(p)) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        (None, Some(p)) => {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
+        }
         _ => bail!("give the text as an argument or with --file, not both"),
     };
     let ext = args
@@ -124,7 +133,8 @@ async fn say(args: SayArgs) -> Result<()> {
         .unwrap_or("mp3")
         .to_ascii_lowercase();
     let body = serde_json::json!({"input": text, "voice": args.voice, "speed": args.speed, "response_format": ext});
-    let req = kokoro_core::SpeechRequest::from_value(&body).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let req = kokoro_core::SpeechRequest::from_value(&body)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let cfg = args.engine.validate().map_err(anyhow::Error::msg)?;
     let pieces = engine::plan(&req, &cfg.chunk).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let total = pieces.len();
@@ -135,9 +145,18 @@ async fn say(args: SayArgs) -> Result<()> {
         .map_err(anyhow::Error::msg)?;
     let post = Post::new(&cfg, Some(req.format)).map_err(anyhow::Error::msg)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    tokio::spawn(engine::run(engine, pieces, req.lang, req.voice.clone(), req.speed, post, tx));
+    tokio::spawn(engine::run(
+        engine,
+        pieces,
+        req.lang,
+        req.voice.clone(),
+        req.speed,
+        post,
+        tx,
+    ));
     let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&args.output).with_context(|| format!("cannot create {}", args.output.display()))?,
+        std::fs::File::create(&args.output)
+            .with_context(|| format!("cannot create {}", args.output.display()))?,
     );
     let (mut done, mut samples) = (0usize, 0usize);
     let t = std::time::Instant::now();
@@ -148,7 +167,10 @@ async fn say(args: SayArgs) -> Result<()> {
                 done += 1;
                 samples += s.len();
                 let pct = done * 100 / total.max(1);
-                eprint!("\r[{:<30}] {pct:>3}% ({done}/{total} chunks)", "#".repeat(pct * 30 / 100));
+                eprint!(
+                    "\r[{:<30}] {pct:>3}% ({done}/{total} chunks)",
+                    "#".repeat(pct * 30 / 100)
+                );
             }
             Event::End { bytes, .. } => out.write_all(&bytes)?,
         }

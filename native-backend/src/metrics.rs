@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 #[derive(Default, Clone)]
 struct Histogram {
@@ -33,8 +35,16 @@ impl Histogram {
         for (c, b) in self.counts.iter().zip(BUCKETS) {
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
         let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
         let _ = writeln!(out, "{name}_count{braces} {}", self.count);
     }
@@ -87,27 +97,72 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP kokoro_http_requests_total HTTP requests by method, route and status.\n# TYPE kokoro_http_requests_total counter\n");
         for ((m, r, s), n) in lock(&self.requests).iter() {
-            let _ = writeln!(out, "kokoro_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "kokoro_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}"
+            );
         }
         out.push_str("# HELP kokoro_http_request_duration_seconds Time to the response head.\n# TYPE kokoro_http_request_duration_seconds histogram\n");
         for (r, h) in lock(&self.request_seconds).iter() {
-            h.render(&mut out, "kokoro_http_request_duration_seconds", &format!("route=\"{r}\""));
+            h.render(
+                &mut out,
+                "kokoro_http_request_duration_seconds",
+                &format!("route=\"{r}\""),
+            );
         }
         out.push_str("# HELP kokoro_inference_seconds Model time per inference call.\n# TYPE kokoro_inference_seconds histogram\n");
         lock(&self.inference_seconds).render(&mut out, "kokoro_inference_seconds", "");
         out.push_str("# HELP kokoro_time_to_first_audio_seconds Request start to first audio chunk.\n# TYPE kokoro_time_to_first_audio_seconds histogram\n");
         lock(&self.ttfa_seconds).render(&mut out, "kokoro_time_to_first_audio_seconds", "");
         let gauges = [
-            ("kokoro_queue_depth", "Inference jobs waiting for a worker.", self.queue_depth.load(Ordering::Relaxed) as f64, "gauge"),
-            ("kokoro_requests_in_flight", "Speech requests admitted and not finished.", self.in_flight.load(Ordering::Relaxed) as f64, "gauge"),
-            ("kokoro_audio_seconds_total", "Audio produced.", self.audio_millis.load(Ordering::Relaxed) as f64 / 1000.0, "counter"),
-            ("kokoro_chunks_total", "Chunks synthesized.", self.chunks.load(Ordering::Relaxed) as f64, "counter"),
-            ("kokoro_cancelled_jobs_total", "Queued inference jobs skipped because their client left.", self.cancelled_jobs.load(Ordering::Relaxed) as f64, "counter"),
-            ("kokoro_client_disconnects_total", "Streams stopped because the client disconnected.", self.client_disconnects.load(Ordering::Relaxed) as f64, "counter"),
-            ("kokoro_rejected_total", "Requests answered 429 (queue full).", self.rejected.load(Ordering::Relaxed) as f64, "counter"),
+            (
+                "kokoro_queue_depth",
+                "Inference jobs waiting for a worker.",
+                self.queue_depth.load(Ordering::Relaxed) as f64,
+                "gauge",
+            ),
+            (
+                "kokoro_requests_in_flight",
+                "Speech requests admitted and not finished.",
+                self.in_flight.load(Ordering::Relaxed) as f64,
+                "gauge",
+            ),
+            (
+                "kokoro_audio_seconds_total",
+                "Audio produced.",
+                self.audio_millis.load(Ordering::Relaxed) as f64 / 1000.0,
+                "counter",
+            ),
+            (
+                "kokoro_chunks_total",
+                "Chunks synthesized.",
+                self.chunks.load(Ordering::Relaxed) as f64,
+                "counter",
+            ),
+            (
+                "kokoro_cancelled_jobs_total",
+                "Queued inference jobs skipped because their client left.",
+                self.cancelled_jobs.load(Ordering::Relaxed) as f64,
+                "counter",
+            ),
+            (
+                "kokoro_client_disconnects_total",
+                "Streams stopped because the client disconnected.",
+                self.client_disconnects.load(Ordering::Relaxed) as f64,
+                "counter",
+            ),
+            (
+                "kokoro_rejected_total",
+                "Requests answered 429 (queue full).",
+                self.rejected.load(Ordering::Relaxed) as f64,
+                "counter",
+            ),
         ];
         for (name, help, v, kind) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
         }
         out
     }
@@ -126,7 +181,9 @@ mod tests {
         m.add_audio_samples(48_000);
         let text = m.render();
         assert!(text.contains("kokoro_http_requests_total{method=\"POST\",route=\"/v1/audio/speech\",status=\"200\"} 2"));
-        assert!(text.contains("kokoro_http_request_duration_seconds_bucket{route=\"/v1/audio/speech\",le=\"0.5\"} 1"));
+        assert!(text.contains(
+            "kokoro_http_request_duration_seconds_bucket{route=\"/v1/audio/speech\",le=\"0.5\"} 1"
+        ));
         assert!(text.contains("kokoro_inference_seconds_count 1"));
         assert!(text.contains("kokoro_audio_seconds_total 2"));
     }

@@ -25,8 +25,12 @@ fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let cfg = Wrap::parse_from(["test"]).serve.validate().expect("assets present (run `cargo xtask assets`)");
-            kokoro_backend::start_engine(&cfg.engine, 64, Arc::new(Metrics::default())).expect("engine starts")
+            let cfg = Wrap::parse_from(["test"])
+                .serve
+                .validate()
+                .expect("assets present (run `cargo xtask assets`)");
+            kokoro_backend::start_engine(&cfg.engine, 64, Arc::new(Metrics::default()))
+                .expect("engine starts")
         })
         .clone()
 }
@@ -45,7 +49,10 @@ fn post_json(path: &str, body: impl Into<Body>) -> Request<Body> {
         .unwrap()
 }
 
-async fn send(state: &AppState, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+async fn send(
+    state: &AppState,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     let resp = app(state.clone()).oneshot(req).await.unwrap();
     let (parts, body) = resp.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes().to_vec();
@@ -72,20 +79,59 @@ async fn bad_input_gets_contract_errors() {
     let s = state_with(&[]);
     let cases: Vec<(Value, u16, &str, Option<&str>)> = vec![
         (json!({"input": ""}), 400, "empty_input", Some("input")),
-        (json!({"input": "a".repeat(4097)}), 400, "input_too_long", Some("input")),
-        (json!({"input": "hi", "voice": "zz_nobody"}), 400, "voice_not_found", Some("voice")),
-        (json!({"input": "hi", "voice": "af_bella(-2)"}), 400, "invalid_voice", Some("voice")),
-        (json!({"input": "hi", "speed": 9}), 400, "invalid_value", Some("speed")),
+        (
+            json!({"input": "a".repeat(4097)}),
+            400,
+            "input_too_long",
+            Some("input"),
+        ),
+        (
+            json!({"input": "hi", "voice": "zz_nobody"}),
+            400,
+            "voice_not_found",
+            Some("voice"),
+        ),
+        (
+            json!({"input": "hi", "voice": "af_bella(-2)"}),
+            400,
+            "invalid_voice",
+            Some("voice"),
+        ),
+        (
+            json!({"input": "hi", "speed": 9}),
+            400,
+            "invalid_value",
+            Some("speed"),
+        ),
         (json!({"input": 12}), 400, "invalid_type", Some("input")),
-        (json!({"input": "hi", "stream": "no"}), 400, "invalid_type", Some("stream")),
-        (json!({"input": "hi", "lang_code": "es"}), 422, "unsupported_language", Some("lang_code")),
-        (json!({"input": "!!! ... ???"}), 422, "no_speakable_text", Some("input")),
+        (
+            json!({"input": "hi", "stream": "no"}),
+            400,
+            "invalid_type",
+            Some("stream"),
+        ),
+        (
+            json!({"input": "hi", "lang_code": "es"}),
+            422,
+            "unsupported_language",
+            Some("lang_code"),
+        ),
+        (
+            json!({"input": "!!! ... ???"}),
+            422,
+            "no_speakable_text",
+            Some("input"),
+        ),
     ];
     for (body, status, code, param) in cases {
         let (st, _, b) = speech(&s, body).await;
         assert_error(st, &b, status, code, param);
     }
-    let (st, _, b) = send(&s, post_json("/v1/audio/speech", &b"{\"input\": \"\xff\xfe\"}"[..])).await;
+    let (st, _, b) = send(
+        &s,
+        post_json("/v1/audio/speech", &b"{\"input\": \"\xff\xfe\"}"[..]),
+    )
+    .await;
     assert_error(st, &b, 400, "invalid_json", None);
     let (st, _, b) = send(&s, post_json("/v1/audio/speech", "{not json")).await;
     assert_error(st, &b, 400, "invalid_json", None);
@@ -93,14 +139,29 @@ async fn bad_input_gets_contract_errors() {
     let big = json!({"input": "a".repeat(4000), "instructions": "b".repeat(1000)}).to_string();
     let (st, _, b) = send(&small, post_json("/v1/audio/speech", big)).await;
     assert_error(st, &b, 413, "payload_too_large", None);
-    let req = Request::post("/v1/audio/speech").header(header::CONTENT_TYPE, "text/plain").body(Body::from("{}")).unwrap();
+    let req = Request::post("/v1/audio/speech")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from("{}"))
+        .unwrap();
     let (st, _, b) = send(&s, req).await;
     assert_error(st, &b, 415, "unsupported_media_type", None);
     let (st, _, b) = send(&s, Request::get("/nope").body(Body::empty()).unwrap()).await;
     assert_error(st, &b, 404, "not_found", None);
-    let (st, _, b) = send(&s, Request::get("/v1/audio/speech").body(Body::empty()).unwrap()).await;
+    let (st, _, b) = send(
+        &s,
+        Request::get("/v1/audio/speech")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_error(st, &b, 405, "method_not_allowed", None);
-    let (st, _, b) = send(&s, Request::get("/v1/models/whisper-1").body(Body::empty()).unwrap()).await;
+    let (st, _, b) = send(
+        &s,
+        Request::get("/v1/models/whisper-1")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_error(st, &b, 404, "not_found", Some("id"));
 }
 
@@ -114,18 +175,32 @@ async fn api_keys_guard_everything_but_health_and_metrics() {
     assert_eq!(st, 200);
     let (st, _, _) = send(&s, get("/metrics")).await;
     assert_eq!(st, 200);
-    let ok = Request::get("/v1/models").header("authorization", "Bearer k2").body(Body::empty()).unwrap();
+    let ok = Request::get("/v1/models")
+        .header("authorization", "Bearer k2")
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(send(&s, ok).await.0, 200);
-    let ok = Request::get("/v1/models").header("x-api-key", "k1").body(Body::empty()).unwrap();
+    let ok = Request::get("/v1/models")
+        .header("x-api-key", "k1")
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(send(&s, ok).await.0, 200);
-    let bad = Request::get("/v1/models").header("authorization", "Bearer k3").body(Body::empty()).unwrap();
+    let bad = Request::get("/v1/models")
+        .header("authorization", "Bearer k3")
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(send(&s, bad).await.0, 401);
 }
 
 #[tokio::test]
 async fn info_routes() {
     let s = state_with(&[]);
-    let get = |p: &str| Request::get(p).header("x-request-id", "trace-me-1").body(Body::empty()).unwrap();
+    let get = |p: &str| {
+        Request::get(p)
+            .header("x-request-id", "trace-me-1")
+            .body(Body::empty())
+            .unwrap()
+    };
     let (st, h, b) = send(&s, get("/v1/models")).await;
     assert_eq!(st, 200);
     assert_eq!(h["x-request-id"], "trace-me-1");
@@ -139,7 +214,11 @@ async fn info_routes() {
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v["device"], "cpu");
     assert!(v["queue"]["capacity"].as_u64().unwrap() > 0);
-    let (_, _, b) = send(&s, post_json("/dev/phonemize", json!({"text": "Hello 2 you"}).to_string())).await;
+    let (_, _, b) = send(
+        &s,
+        post_json("/dev/phonemize", json!({"text": "Hello 2 you"}).to_string()),
+    )
+    .await;
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert!(v["phonemes"].as_str().unwrap().contains("tˈu"), "{v}");
     assert!(v["tokens"].as_array().unwrap().len() > 5);
@@ -166,22 +245,38 @@ fn decoded_samples(format: &str, bytes: &[u8]) -> usize {
         }
         return n.saturating_sub(pre_skip);
     }
-    use symphonia::core::{codecs::DecoderOptions, formats::FormatOptions, io::MediaSourceStream, meta::MetadataOptions, probe::Hint};
-    let mss = MediaSourceStream::new(Box::new(std::io::Cursor::new(bytes.to_vec())), Default::default());
+    use symphonia::core::{
+        codecs::DecoderOptions, formats::FormatOptions, io::MediaSourceStream,
+        meta::MetadataOptions, probe::Hint,
+    };
+    let mss = MediaSourceStream::new(
+        Box::new(std::io::Cursor::new(bytes.to_vec())),
+        Default::default(),
+    );
     let mut hint = Hint::new();
     hint.with_extension(format);
     let probed = symphonia::default::get_probe()
-        .format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default())
+        .format(
+            &hint,
+            mss,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
         .unwrap_or_else(|e| panic!("{format}: not decodable: {e}"));
     let mut fmt = probed.format;
     let track = fmt.default_track().unwrap();
     assert_eq!(track.codec_params.sample_rate, Some(24_000), "{format}");
-    let mut dec = symphonia::default::get_codecs().make(&track.codec_params, &DecoderOptions::default()).unwrap();
+    let mut dec = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .unwrap();
     let id = track.id;
     let mut n = 0;
     while let Ok(p) = fmt.next_packet() {
         if p.track_id() == id {
-            n += dec.decode(&p).unwrap_or_else(|e| panic!("{format}: {e}")).frames();
+            n += dec
+                .decode(&p)
+                .unwrap_or_else(|e| panic!("{format}: {e}"))
+                .frames();
         }
     }
     n
@@ -191,11 +286,21 @@ fn decoded_samples(format: &str, bytes: &[u8]) -> usize {
 async fn every_format_decodes_to_the_expected_duration_and_loudness() {
     let s = state_with(&[]);
     let text = "Testing every format, one two three.";
-    let (st, h, wav) = speech(&s, json!({"input": text, "response_format": "wav", "stream": false})).await;
+    let (st, h, wav) = speech(
+        &s,
+        json!({"input": text, "response_format": "wav", "stream": false}),
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(h[header::CONTENT_TYPE], "audio/wav");
-    assert_eq!(u32::from_le_bytes(wav[40..44].try_into().unwrap()) as usize, wav.len() - 44);
-    let samples: Vec<f32> = wav[44..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
+    assert_eq!(
+        u32::from_le_bytes(wav[40..44].try_into().unwrap()) as usize,
+        wav.len() - 44
+    );
+    let samples: Vec<f32> = wav[44..]
+        .chunks_exact(2)
+        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect();
     let expect = samples.len();
     assert!(expect > 24_000, "at least a second of audio, got {expect}");
     let duration_ms: usize = h["x-audio-duration-ms"].to_str().unwrap().parse().unwrap();
@@ -205,13 +310,25 @@ async fn every_format_decodes_to_the_expected_duration_and_loudness() {
     assert!(tp <= -1.0, "{tp} dBTP");
     for format in ["mp3", "opus", "aac", "flac", "wav", "pcm"] {
         for stream in [false, true] {
-            let (st, h, bytes) = speech(&s, json!({"input": text, "response_format": format, "stream": stream})).await;
+            let (st, h, bytes) = speech(
+                &s,
+                json!({"input": text, "response_format": format, "stream": stream}),
+            )
+            .await;
             assert_eq!(st, 200, "{format}");
-            assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with("audio/"));
+            assert!(
+                h[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("audio/")
+            );
             let n = decoded_samples(format, &bytes);
             // Codec frames pad the end (mp3 ~1152, aac ~3x1024 + priming, opus 20 ms).
             let slack = 24_000 / 4;
-            assert!(n + 200 >= expect && n <= expect + slack, "{format} stream={stream}: {n} samples vs {expect}");
+            assert!(
+                n + 200 >= expect && n <= expect + slack,
+                "{format} stream={stream}: {n} samples vs {expect}"
+            );
         }
     }
 }
@@ -220,7 +337,10 @@ async fn every_format_decodes_to_the_expected_duration_and_loudness() {
 async fn streaming_sends_chunks_as_they_are_ready() {
     let s = state_with(&[]);
     let body = json!({"input": "First a short sentence. Then a much longer second sentence follows it, with a clause or two.", "response_format": "wav"});
-    let resp = app(s.clone()).oneshot(post_json("/v1/audio/speech", body.to_string())).await.unwrap();
+    let resp = app(s.clone())
+        .oneshot(post_json("/v1/audio/speech", body.to_string()))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().contains_key("x-time-to-first-audio-ms"));
     let mut body = resp.into_body();
@@ -230,12 +350,27 @@ async fn streaming_sends_chunks_as_they_are_ready() {
             frames.push(d);
         }
     }
-    assert!(frames.len() >= 3, "header+first chunk, later chunks, tail: {}", frames.len());
+    assert!(
+        frames.len() >= 3,
+        "header+first chunk, later chunks, tail: {}",
+        frames.len()
+    );
     assert_eq!(&frames[0][..4], b"RIFF");
-    assert_eq!(&frames[0][40..44], &[0xff; 4], "streaming WAV has unknown size");
-    assert!(frames[0].len() > 44 + 4800, "first frame carries real audio");
+    assert_eq!(
+        &frames[0][40..44],
+        &[0xff; 4],
+        "streaming WAV has unknown size"
+    );
+    assert!(
+        frames[0].len() > 44 + 4800,
+        "first frame carries real audio"
+    );
 
-    let (st, h, b) = speech(&s, json!({"input": "Server sent events.", "stream_format": "sse", "response_format": "pcm"})).await;
+    let (st, h, b) = speech(
+        &s,
+        json!({"input": "Server sent events.", "stream_format": "sse", "response_format": "pcm"}),
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(h[header::CONTENT_TYPE], "text/event-stream");
     let text = String::from_utf8(b).unwrap();
@@ -245,7 +380,11 @@ async fn streaming_sends_chunks_as_they_are_ready() {
         .map(|e| serde_json::from_str(e).unwrap())
         .collect();
     assert!(events.len() >= 2);
-    assert!(events[..events.len() - 1].iter().all(|e| e["type"] == "speech.audio.delta" && e["audio"].is_string()));
+    assert!(
+        events[..events.len() - 1]
+            .iter()
+            .all(|e| e["type"] == "speech.audio.delta" && e["audio"].is_string())
+    );
     assert_eq!(events.last().unwrap()["type"], "speech.audio.done");
 }
 
@@ -253,7 +392,13 @@ async fn streaming_sends_chunks_as_they_are_ready() {
 async fn full_queue_answers_429_and_disconnects_cancel() {
     let s = state_with(&["--queue-capacity", "1"]);
     let long = "This sentence keeps the only slot busy for a while. ".repeat(6);
-    let resp = app(s.clone()).oneshot(post_json("/v1/audio/speech", json!({"input": long, "response_format": "pcm"}).to_string())).await.unwrap();
+    let resp = app(s.clone())
+        .oneshot(post_json(
+            "/v1/audio/speech",
+            json!({"input": long, "response_format": "pcm"}).to_string(),
+        ))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let (st, h, b) = speech(&s, json!({"input": "second"})).await;
     assert_error(st, &b, 429, "queue_full", None);
@@ -273,7 +418,15 @@ async fn full_queue_answers_429_and_disconnects_cancel() {
     }
     assert!(freed, "slot not released after disconnect");
     let after = s.metrics.chunks.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(after - before <= 2, "synthesis went on after the client left ({} chunks)", after - before);
+    assert!(
+        after - before <= 2,
+        "synthesis went on after the client left ({} chunks)",
+        after - before
+    );
     let m = s.metrics.render();
-    assert!(m.contains("kokoro_client_disconnects_total 1") || m.contains("kokoro_cancelled_jobs_total 1"), "{m}");
+    assert!(
+        m.contains("kokoro_client_disconnects_total 1")
+            || m.contains("kokoro_cancelled_jobs_total 1"),
+        "{m}"
+    );
 }

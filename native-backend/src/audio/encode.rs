@@ -20,9 +20,15 @@ pub trait Encoder: Send {
 
 /// An encoder for `format`. `total_samples` is known for non-streaming responses
 /// (WAV then carries exact sizes).
-pub fn encoder(format: AudioFormat, total_samples: Option<usize>) -> Result<Box<dyn Encoder>, String> {
+pub fn encoder(
+    format: AudioFormat,
+    total_samples: Option<usize>,
+) -> Result<Box<dyn Encoder>, String> {
     Ok(match format {
-        AudioFormat::Wav => Box::new(Wav { total_samples, header_done: false }),
+        AudioFormat::Wav => Box::new(Wav {
+            total_samples,
+            header_done: false,
+        }),
         AudioFormat::Pcm => Box::new(Pcm),
         AudioFormat::Mp3 => Box::new(Mp3::new()?),
         AudioFormat::Opus => Box::new(Opus::new()?),
@@ -168,7 +174,9 @@ struct Opus {
 impl Opus {
     fn new() -> Result<Self, String> {
         let e = |e: opus::Error| format!("opus encoder: {e}");
-        let mut enc = opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Audio).map_err(e)?;
+        let mut enc =
+            opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Audio)
+                .map_err(e)?;
         enc.set_bitrate(opus::Bitrate::Bits(48_000)).map_err(e)?;
         let lookahead = enc.get_lookahead().map_err(e)?.max(0) as u64;
         Ok(Self {
@@ -198,8 +206,12 @@ impl Opus {
         tags.extend_from_slice(vendor);
         tags.extend_from_slice(&0u32.to_le_bytes());
         let w = |e: std::io::Error| format!("ogg: {e}");
-        self.ogg.write_packet(head, OGG_SERIAL, ogg::PacketWriteEndInfo::EndPage, 0).map_err(w)?;
-        self.ogg.write_packet(tags, OGG_SERIAL, ogg::PacketWriteEndInfo::EndPage, 0).map_err(w)?;
+        self.ogg
+            .write_packet(head, OGG_SERIAL, ogg::PacketWriteEndInfo::EndPage, 0)
+            .map_err(w)?;
+        self.ogg
+            .write_packet(tags, OGG_SERIAL, ogg::PacketWriteEndInfo::EndPage, 0)
+            .map_err(w)?;
         self.header_done = true;
         Ok(())
     }
@@ -288,10 +300,13 @@ impl Flac {
         use flacenc::component::BitRepr;
         let mut info = self.info.clone();
         // Unknown length and checksum: allowed by the format for streams.
-        info.set_block_sizes(FLAC_BLOCK, FLAC_BLOCK).map_err(|e| format!("flac: {e:?}"))?;
+        info.set_block_sizes(FLAC_BLOCK, FLAC_BLOCK)
+            .map_err(|e| format!("flac: {e:?}"))?;
         let stream = flacenc::component::Stream::with_stream_info(info);
         let mut sink = flacenc::bitsink::MemSink::<u8>::new();
-        stream.write(&mut sink).map_err(|e| format!("flac header: {e:?}"))?;
+        stream
+            .write(&mut sink)
+            .map_err(|e| format!("flac header: {e:?}"))?;
         out.extend_from_slice(sink.as_slice());
         self.header_done = true;
         Ok(())
@@ -306,13 +321,19 @@ impl Flac {
         while pos < take {
             let n = FLAC_BLOCK.min(take - pos);
             let block = &self.pending[pos..pos + n];
-            let mut src = flacenc::source::MemSource::from_samples(block, 1, 16, SAMPLE_RATE as usize);
-            let mut fb = flacenc::source::FrameBuf::with_size(1, n).map_err(|e| format!("flac: {e:?}"))?;
-            src.read_samples(n, &mut fb).map_err(|e| format!("flac read: {e:?}"))?;
-            let frame = flacenc::encode_fixed_size_frame(&self.config, &fb, self.frame_no, &self.info)
-                .map_err(|e| format!("flac encode: {e:?}"))?;
+            let mut src =
+                flacenc::source::MemSource::from_samples(block, 1, 16, SAMPLE_RATE as usize);
+            let mut fb =
+                flacenc::source::FrameBuf::with_size(1, n).map_err(|e| format!("flac: {e:?}"))?;
+            src.read_samples(n, &mut fb)
+                .map_err(|e| format!("flac read: {e:?}"))?;
+            let frame =
+                flacenc::encode_fixed_size_frame(&self.config, &fb, self.frame_no, &self.info)
+                    .map_err(|e| format!("flac encode: {e:?}"))?;
             let mut sink = flacenc::bitsink::MemSink::<u8>::new();
-            frame.write(&mut sink).map_err(|e| format!("flac write: {e:?}"))?;
+            frame
+                .write(&mut sink)
+                .map_err(|e| format!("flac write: {e:?}"))?;
             out.extend_from_slice(sink.as_slice());
             self.frame_no += 1;
             pos += n;
@@ -327,7 +348,8 @@ impl Encoder for Flac {
         if !self.header_done {
             self.header(out)?;
         }
-        self.pending.extend(pcm.iter().map(|&x| i32::from(to_i16(x))));
+        self.pending
+            .extend(pcm.iter().map(|&x| i32::from(to_i16(x))));
         self.frames(out, false)
     }
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
@@ -355,7 +377,11 @@ impl Aac {
             audio_object_type: AudioObjectType::Mpeg4LowComplexity,
         })
         .map_err(|e| format!("aac encoder: {e:?}"))?;
-        Ok(Self { enc, buf: vec![0u8; 8192], samples: Vec::new() })
+        Ok(Self {
+            enc,
+            buf: vec![0u8; 8192],
+            samples: Vec::new(),
+        })
     }
 
     fn push(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
@@ -396,7 +422,9 @@ mod tests {
     use super::*;
 
     fn tone(n: usize) -> Vec<f32> {
-        (0..n).map(|i| 0.3 * (i as f32 * 440.0 * std::f32::consts::TAU / SAMPLE_RATE as f32).sin()).collect()
+        (0..n)
+            .map(|i| 0.3 * (i as f32 * 440.0 * std::f32::consts::TAU / SAMPLE_RATE as f32).sin())
+            .collect()
     }
 
     #[test]
@@ -429,7 +457,10 @@ mod tests {
         }
         let wav = encode_all(AudioFormat::Wav, &pcm).unwrap();
         assert_eq!(wav.len(), 44 + 48_000);
-        assert_eq!(u32::from_le_bytes([wav[40], wav[41], wav[42], wav[43]]), 48_000);
+        assert_eq!(
+            u32::from_le_bytes([wav[40], wav[41], wav[42], wav[43]]),
+            48_000
+        );
         assert_eq!(encode_all(AudioFormat::Pcm, &pcm).unwrap().len(), 48_000);
     }
 

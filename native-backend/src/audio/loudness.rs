@@ -84,7 +84,13 @@ impl Loudness {
         let n = x.len();
         let mut g: Vec<f32> = x
             .iter()
-            .map(|s| if s.abs() > self.ceiling { self.ceiling / s.abs() } else { 1.0 })
+            .map(|s| {
+                if s.abs() > self.ceiling {
+                    self.ceiling / s.abs()
+                } else {
+                    1.0
+                }
+            })
             .collect();
         if g.iter().all(|&v| v >= 1.0) && self.limiter >= 1.0 {
             return;
@@ -124,7 +130,8 @@ fn fade_edges(x: &mut [f32]) {
 
 /// Integrated loudness (LUFS) and true peak (dBTP) of a buffer, for tests and metrics.
 pub fn measure(x: &[f32]) -> Result<(f64, f64), String> {
-    let mut m = EbuR128::new(1, SAMPLE_RATE, Mode::I | Mode::TRUE_PEAK).map_err(|e| e.to_string())?;
+    let mut m =
+        EbuR128::new(1, SAMPLE_RATE, Mode::I | Mode::TRUE_PEAK).map_err(|e| e.to_string())?;
     m.add_frames_f32(x).map_err(|e| e.to_string())?;
     let lufs = m.loudness_global().map_err(|e| e.to_string())?;
     let tp = m.true_peak(0).map_err(|e| e.to_string())?;
@@ -142,7 +149,9 @@ mod tests {
             .map(|i| {
                 let t = i as f32 / SAMPLE_RATE as f32;
                 let env = if (t * 3.0).fract() < 0.7 { 1.0 } else { 0.05 };
-                amp * env * ((t * 180.0 * std::f32::consts::TAU).sin() + 0.5 * (t * 1200.0 * std::f32::consts::TAU).sin())
+                amp * env
+                    * ((t * 180.0 * std::f32::consts::TAU).sin()
+                        + 0.5 * (t * 1200.0 * std::f32::consts::TAU).sin())
             })
             .collect()
     }

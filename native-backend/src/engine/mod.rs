@@ -17,8 +17,8 @@ use crate::metrics::Metrics;
 use kokoro_core::chunk::{MAX_PHONEME_IDS, chunk_text, split_phonemes};
 use kokoro_core::markup::{Segment, segments};
 use kokoro_core::normalize::normalize;
-use kokoro_core::voice::VoiceBlend;
 use kokoro_core::vocab::Vocab;
+use kokoro_core::voice::VoiceBlend;
 use kokoro_core::{ApiError, ErrorKind, Lang, SAMPLE_RATE, SpeechRequest};
 use model::Model;
 use std::sync::atomic::Ordering;
@@ -195,7 +195,9 @@ impl Engine {
                 Ok(rx)
             }
             Err(TrySendError::Full(_)) => Err(EngineError::Overloaded),
-            Err(TrySendError::Disconnected(_)) => Err(EngineError::Failed("workers stopped".into())),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(EngineError::Failed("workers stopped".into()))
+            }
         }
     }
 
@@ -300,7 +302,10 @@ pub enum Piece {
 }
 
 /// Split a request into pieces: pauses, then normalized text in chunks.
-pub fn plan(req: &SpeechRequest, chunk: &kokoro_core::chunk::ChunkOptions) -> Result<Vec<Piece>, ApiError> {
+pub fn plan(
+    req: &SpeechRequest,
+    chunk: &kokoro_core::chunk::ChunkOptions,
+) -> Result<Vec<Piece>, ApiError> {
     let mut pieces = Vec::new();
     let mut first = true;
     for seg in segments(&req.input) {
@@ -314,7 +319,10 @@ pub fn plan(req: &SpeechRequest, chunk: &kokoro_core::chunk::ChunkOptions) -> Re
                 let opts = if first {
                     *chunk
                 } else {
-                    kokoro_core::chunk::ChunkOptions { first_max_chars: chunk.max_chars, ..*chunk }
+                    kokoro_core::chunk::ChunkOptions {
+                        first_max_chars: chunk.max_chars,
+                        ..*chunk
+                    }
                 };
                 for r in chunk_text(&text, &opts) {
                     let c = text[r].trim();
@@ -345,7 +353,10 @@ pub struct Post {
 }
 
 impl Post {
-    pub fn new(cfg: &EngineConfig, format: Option<kokoro_core::AudioFormat>) -> Result<Self, String> {
+    pub fn new(
+        cfg: &EngineConfig,
+        format: Option<kokoro_core::AudioFormat>,
+    ) -> Result<Self, String> {
         Ok(Self {
             loudness: Loudness::new(cfg.target_lufs, cfg.true_peak_dbtp)?,
             encoder: format.map(|f| encode::encoder(f, None)).transpose()?,
@@ -392,12 +403,23 @@ pub async fn run(
     tx: tokio::sync::mpsc::Sender<Result<Event, EngineError>>,
 ) {
     let submit = |i: usize| -> Option<Result<oneshot::Receiver<_>, EngineError>> {
-        pieces.iter().enumerate().skip(i).find_map(|(j, p)| match p {
-            Piece::Text(t) => Some((j, t)),
-            Piece::Silence(_) => None,
-        }).map(|(_, t)| engine.submit(JobInput::Text(t.clone()), lang, &voice, speed))
+        pieces
+            .iter()
+            .enumerate()
+            .skip(i)
+            .find_map(|(j, p)| match p {
+                Piece::Text(t) => Some((j, t)),
+                Piece::Silence(_) => None,
+            })
+            .map(|(_, t)| engine.submit(JobInput::Text(t.clone()), lang, &voice, speed))
     };
-    let next_text = |i: usize| pieces.iter().skip(i).position(|p| matches!(p, Piece::Text(_))).map(|k| k + i);
+    let next_text = |i: usize| {
+        pieces
+            .iter()
+            .skip(i)
+            .position(|p| matches!(p, Piece::Text(_)))
+            .map(|k| k + i)
+    };
     let mut pending = submit(0);
     let mut pending_idx = next_text(0);
     let mut phonemes = 0usize;
@@ -433,7 +455,10 @@ pub async fn run(
             }
         };
         if tx.is_closed() {
-            engine.metrics.client_disconnects.fetch_add(1, Ordering::Relaxed);
+            engine
+                .metrics
+                .client_disconnects
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
         let joined = tokio::task::spawn_blocking(move || {
@@ -442,7 +467,9 @@ pub async fn run(
         })
         .await;
         let Ok((p, samples, bytes)) = joined else {
-            let _ = tx.send(Err(EngineError::Failed("post-processing panicked".into()))).await;
+            let _ = tx
+                .send(Err(EngineError::Failed("post-processing panicked".into())))
+                .await;
             return;
         };
         post = p;
@@ -455,7 +482,10 @@ pub async fn run(
         };
         engine.metrics.add_audio_samples(samples.len());
         if tx.send(Ok(Event::Audio { samples, bytes })).await.is_err() {
-            engine.metrics.client_disconnects.fetch_add(1, Ordering::Relaxed);
+            engine
+                .metrics
+                .client_disconnects
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
     }

@@ -5,8 +5,8 @@
 //! `input_ids`, `audio` vs `waveform`, float vs int `speed`).
 
 use crate::config::{Device, EngineConfig};
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
 use ort::tensor::TensorElementType;
 use ort::value::{Tensor, ValueType};
 use std::sync::OnceLock;
@@ -135,9 +135,12 @@ impl Model for OrtModel {
     fn infer(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, String> {
         let e = |e: ort::Error| format!("inference: {e}");
         let tokens = Tensor::from_array((vec![1i64, ids.len() as i64], ids.to_vec())).map_err(e)?;
-        let style_t = Tensor::from_array((vec![1i64, style.len() as i64], style.to_vec())).map_err(e)?;
+        let style_t =
+            Tensor::from_array((vec![1i64, style.len() as i64], style.to_vec())).map_err(e)?;
         let speed_v: ort::value::DynValue = match self.speed_kind {
-            SpeedKind::F32 => Tensor::from_array((vec![1i64], vec![speed])).map_err(e)?.into_dyn(),
+            SpeedKind::F32 => Tensor::from_array((vec![1i64], vec![speed]))
+                .map_err(e)?
+                .into_dyn(),
             SpeedKind::I32 => Tensor::from_array((vec![1i64], vec![speed.round() as i32]))
                 .map_err(e)?
                 .into_dyn(),

@@ -88,8 +88,24 @@ mod tests {
     #[cfg(not(feature = "espeak"))]
     #[test]
     fn other_languages_need_espeak() {
-        assert_eq!(phonemize("hola", Lang::Es), Err(G2pError::Unsupported(Lang::Es)));
+        assert_eq!(
+            phonemize("hola", Lang::Es),
+            Err(G2pError::Unsupported(Lang::Es))
+        );
         assert!(!supports(Lang::Fr));
         assert!(supports(Lang::EnGb));
+    }
+
+    #[cfg(feature = "espeak")]
+    #[test]
+    fn espeak_covers_oov_words_and_other_languages() {
+        let ps = phonemize("Kokoro", Lang::EnUs).unwrap();
+        assert!(
+            ps.chars().filter(|c| c.is_alphabetic()).count() >= 4,
+            "{ps}"
+        );
+        assert!(!ps.contains('❓'), "{ps}");
+        let es = phonemize("hola amigo", Lang::Es).unwrap();
+        assert!(es.contains('o') && es.contains('m'), "{es}");
     }
 }

@@ -26,7 +26,10 @@ pub fn error_response(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, e.to_json()).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if e.kind.is_retryable() {
         let secs = RETRY_AFTER_SECS.load(std::sync::atomic::Ordering::Relaxed);
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -30,7 +30,8 @@ fn new_id() -> String {
 
 fn acceptable_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
-    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())).then(|| s.to_string())
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_string())
 }
 
 /// Echo the client's X-Request-ID (when sane) or make one; log the request with it.
@@ -41,7 +42,8 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         .and_then(acceptable_id)
         .unwrap_or_else(new_id);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    let span =
+        tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let mut resp = next.run(req).instrument(span).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID, v);
@@ -51,9 +53,9 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
 
 fn key_matches(keys: &[String], presented: &[u8]) -> bool {
     // Compare against every key without stopping early.
-    keys.iter()
-        .fold(0u8, |acc, k| acc | k.as_bytes().ct_eq(presented).unwrap_u8())
-        == 1
+    keys.iter().fold(0u8, |acc, k| {
+        acc | k.as_bytes().ct_eq(presented).unwrap_u8()
+    }) == 1
 }
 
 /// API-key check (when keys are configured); `/health` and `/metrics` stay open.
@@ -67,9 +69,15 @@ pub async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Re
     let bearer = h
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
-    let api_key = h.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim);
+    let api_key = h
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
     let ok = [bearer, api_key]
         .into_iter()
         .flatten()
@@ -117,7 +125,10 @@ mod tests {
 
     #[test]
     fn request_ids() {
-        assert_eq!(acceptable_id(&HeaderValue::from_static("abc-1")), Some("abc-1".into()));
+        assert_eq!(
+            acceptable_id(&HeaderValue::from_static("abc-1")),
+            Some("abc-1".into())
+        );
         assert_eq!(acceptable_id(&HeaderValue::from_static("has space")), None);
         assert!(new_id() != new_id());
     }

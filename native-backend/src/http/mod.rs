@@ -35,7 +35,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, config: crate::config::Config) -> Self {
-        error::RETRY_AFTER_SECS.store(config.retry_after_secs, std::sync::atomic::Ordering::Relaxed);
+        error::RETRY_AFTER_SECS.store(
+            config.retry_after_secs,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Self {
             metrics: engine.metrics().clone(),
             admission: Arc::new(Semaphore::new(config.queue_capacity)),
@@ -61,8 +64,14 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::auth))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::auth,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::metrics,
+        ))
         .layer(axum::middleware::from_fn(middleware::request_id))
         .with_state(state)
 }
@@ -90,7 +99,8 @@ impl FromRequest<AppState> for JsonBody {
             .and_then(|v| v.split(';').next())
             .is_some_and(|m| {
                 let m = m.trim();
-                m.eq_ignore_ascii_case("application/json") || m.to_ascii_lowercase().ends_with("+json")
+                m.eq_ignore_ascii_case("application/json")
+                    || m.to_ascii_lowercase().ends_with("+json")
             });
         if !is_json {
             return Err(ApiError::unsupported_media_type().into());
@@ -113,7 +123,10 @@ impl FromRequest<AppState> for JsonBody {
 
 fn admit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
     state.admission.clone().try_acquire_owned().map_err(|_| {
-        state.metrics.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state
+            .metrics
+            .rejected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         AppError(ApiError::rate_limited())
     })
 }
@@ -141,12 +154,16 @@ async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Respons
         .map_err(|e| internal(&e))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let metrics = state.metrics.clone();
-    metrics.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    metrics
+        .in_flight
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let engine = state.engine.clone();
     let (lang, voice, speed) = (req.lang, req.voice.clone(), req.speed);
     tokio::spawn(async move {
         engine::run(engine, pieces, lang, voice, speed, post, tx).await;
-        metrics.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         drop(permit);
     });
 
@@ -160,14 +177,21 @@ async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Respons
         }
         let format = req.format;
         let n = samples.len();
-        let bytes = tokio::task::spawn_blocking(move || crate::audio::encode::encode_all(format, &samples))
-            .await
-            .map_err(|e| internal(&e.to_string()))?
-            .map_err(|e| internal(&e))?;
+        let bytes =
+            tokio::task::spawn_blocking(move || crate::audio::encode::encode_all(format, &samples))
+                .await
+                .map_err(|e| internal(&e.to_string()))?
+                .map_err(|e| internal(&e))?;
         let mut resp = Response::new(Body::from(bytes));
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-        h.insert("x-audio-duration-ms", ms_header(n as u128 * 1000 / kokoro_core::SAMPLE_RATE as u128));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+        h.insert(
+            "x-audio-duration-ms",
+            ms_header(n as u128 * 1000 / kokoro_core::SAMPLE_RATE as u128),
+        );
         h.insert("x-synthesis-ms", ms_header(start.elapsed().as_millis()));
         return Ok(resp);
     }
@@ -181,36 +205,56 @@ async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Respons
     let ttfa = start.elapsed();
     state.metrics.record_ttfa(ttfa.as_secs_f64());
     let mut total_phonemes = 0usize;
-    let rest = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|ev| (ev, rx)) });
+    let rest =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|ev| (ev, rx)) },
+        );
     let format = req.format;
-    let items = futures_util::stream::iter([Ok(first)]).chain(rest).map(move |ev| -> Result<Bytes, std::io::Error> {
-        match ev {
-            Ok(Event::Audio { bytes, .. }) => Ok(if sse { sse_delta(&bytes) } else { Bytes::from(bytes) }),
-            Ok(Event::End { bytes, phonemes }) => {
-                total_phonemes += phonemes;
-                if sse {
-                    let mut out = if bytes.is_empty() { Vec::new() } else { sse_delta(&bytes).to_vec() };
-                    out.extend_from_slice(sse_done(total_phonemes).as_bytes());
-                    Ok(Bytes::from(out))
+    let items = futures_util::stream::iter([Ok(first)]).chain(rest).map(
+        move |ev| -> Result<Bytes, std::io::Error> {
+            match ev {
+                Ok(Event::Audio { bytes, .. }) => Ok(if sse {
+                    sse_delta(&bytes)
                 } else {
-                    Ok(Bytes::from(bytes))
+                    Bytes::from(bytes)
+                }),
+                Ok(Event::End { bytes, phonemes }) => {
+                    total_phonemes += phonemes;
+                    if sse {
+                        let mut out = if bytes.is_empty() {
+                            Vec::new()
+                        } else {
+                            sse_delta(&bytes).to_vec()
+                        };
+                        out.extend_from_slice(sse_done(total_phonemes).as_bytes());
+                        Ok(Bytes::from(out))
+                    } else {
+                        Ok(Bytes::from(bytes))
+                    }
+                }
+                // Mid-stream failure: the status is already sent; end the body with an
+                // error so the client sees a truncated transfer, and log it.
+                Err(e) => {
+                    tracing::error!(error = ?e, "synthesis failed mid-stream");
+                    Err(std::io::Error::other("synthesis failed"))
                 }
             }
-            // Mid-stream failure: the status is already sent; end the body with an
-            // error so the client sees a truncated transfer, and log it.
-            Err(e) => {
-                tracing::error!(error = ?e, "synthesis failed mid-stream");
-                Err(std::io::Error::other("synthesis failed"))
-            }
-        }
-    });
+        },
+    );
     let mut resp = Response::new(Body::from_stream(items));
     let h = resp.headers_mut();
     if sse {
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     } else {
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
     }
     h.insert("x-time-to-first-audio-ms", ms_header(ttfa.as_millis()));
     Ok(resp)
@@ -218,7 +262,9 @@ async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Respons
 
 fn sse_delta(bytes: &[u8]) -> Bytes {
     let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-    Bytes::from(format!("data: {{\"type\":\"speech.audio.delta\",\"audio\":\"{b64}\"}}\n\n"))
+    Bytes::from(format!(
+        "data: {{\"type\":\"speech.audio.delta\",\"audio\":\"{b64}\"}}\n\n"
+    ))
 }
 
 fn sse_done(tokens: usize) -> String {
@@ -246,7 +292,10 @@ fn model_json(id: &str) -> Value {
 }
 
 async fn models() -> Json<Value> {
-    let data: Vec<Value> = kokoro_core::request::MODELS.iter().map(|m| model_json(m)).collect();
+    let data: Vec<Value> = kokoro_core::request::MODELS
+        .iter()
+        .map(|m| model_json(m))
+        .collect();
     Json(json!({"object": "list", "data": data}))
 }
 
@@ -254,7 +303,9 @@ async fn model(Path(id): Path<String>) -> Result<Json<Value>, AppError> {
     if kokoro_core::request::MODELS.contains(&id.as_str()) {
         Ok(Json(model_json(&id)))
     } else {
-        Err(ApiError::not_found("No such model.").with_param("id").into())
+        Err(ApiError::not_found("No such model.")
+            .with_param("id")
+            .into())
     }
 }
 
@@ -282,7 +333,10 @@ async fn health() -> Json<Value> {
 
 async fn status(State(state): State<AppState>) -> Json<Value> {
     let cfg = state.engine.config();
-    let queued = state.metrics.queue_depth.load(std::sync::atomic::Ordering::Relaxed);
+    let queued = state
+        .metrics
+        .queue_depth
+        .load(std::sync::atomic::Ordering::Relaxed);
     let admitted = state.config.queue_capacity - state.admission.available_permits();
     Json(json!({
         "status": "ok",
@@ -296,31 +350,67 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut h = HeaderMap::new();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
     (h, state.metrics.render())
 }
 
 fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, AppError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(ApiError::new(ErrorKind::InvalidRequest, "invalid_json", "Request body must be a JSON object.").into()),
+        _ => Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            "invalid_json",
+            "Request body must be a JSON object.",
+        )
+        .into()),
     }
 }
 
 fn check_fields(m: &serde_json::Map<String, Value>, allowed: &[&str]) -> Result<(), AppError> {
     if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
         let shown: String = k.chars().take(64).collect();
-        return Err(ApiError::invalid(k, "unknown_parameter", format!("Unrecognized request argument supplied: {shown}")).into());
+        return Err(ApiError::invalid(
+            k,
+            "unknown_parameter",
+            format!("Unrecognized request argument supplied: {shown}"),
+        )
+        .into());
     }
     Ok(())
 }
 
-fn required_text<'a>(m: &'a serde_json::Map<String, Value>, field: &str) -> Result<&'a str, AppError> {
+fn required_text<'a>(
+    m: &'a serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<&'a str, AppError> {
     match m.get(field) {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= kokoro_core::request::MAX_INPUT_CHARS => Ok(s),
-        Some(Value::String(_)) => Err(ApiError::invalid(field, "invalid_value", format!("'{field}' must be 1 to 4096 characters.")).into()),
-        Some(_) => Err(ApiError::invalid(field, "invalid_type", format!("'{field}' must be a string.")).into()),
-        None => Err(ApiError::invalid(field, "missing_parameter", format!("'{field}' is required.")).into()),
+        Some(Value::String(s))
+            if !s.trim().is_empty()
+                && s.chars().count() <= kokoro_core::request::MAX_INPUT_CHARS =>
+        {
+            Ok(s)
+        }
+        Some(Value::String(_)) => Err(ApiError::invalid(
+            field,
+            "invalid_value",
+            format!("'{field}' must be 1 to 4096 characters."),
+        )
+        .into()),
+        Some(_) => Err(ApiError::invalid(
+            field,
+            "invalid_type",
+            format!("'{field}' must be a string."),
+        )
+        .into()),
+        None => Err(ApiError::invalid(
+            field,
+            "missing_parameter",
+            format!("'{field}' is required."),
+        )
+        .into()),
     }
 }
 
@@ -332,7 +422,14 @@ async fn phonemize(State(state): State<AppState>, body: JsonBody) -> Result<Json
         None | Some(Value::Null) => kokoro_core::Lang::EnUs,
         Some(Value::String(s)) => kokoro_core::Lang::parse(s)
             .ok_or_else(|| ApiError::invalid("language", "invalid_value", "Unknown language."))?,
-        Some(_) => return Err(ApiError::invalid("language", "invalid_type", "'language' must be a string.").into()),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "language",
+                "invalid_type",
+                "'language' must be a string.",
+            )
+            .into());
+        }
     };
     let opts = match m.get("normalization") {
         None | Some(Value::Null) => Default::default(),
@@ -347,10 +444,15 @@ async fn phonemize(State(state): State<AppState>, body: JsonBody) -> Result<Json
             crate::g2p::G2pError::Failed(m) => internal(&m),
         })?;
     let (ids, _) = state.engine.vocab().encode_padded(&ps);
-    Ok(Json(json!({"phonemes": ps, "tokens": ids[1..ids.len() - 1]})))
+    Ok(Json(
+        json!({"phonemes": ps, "tokens": ids[1..ids.len() - 1]}),
+    ))
 }
 
-async fn generate_from_phonemes(State(state): State<AppState>, body: JsonBody) -> Result<Response, AppError> {
+async fn generate_from_phonemes(
+    State(state): State<AppState>,
+    body: JsonBody,
+) -> Result<Response, AppError> {
     let m = object(&body.0)?;
     check_fields(&m, &["phonemes", "voice", "speed"])?;
     let phonemes = required_text(&m, "phonemes")?.to_string();
@@ -366,7 +468,12 @@ async fn generate_from_phonemes(State(state): State<AppState>, body: JsonBody) -
     let permit = admit(&state)?;
     let synth = state
         .engine
-        .synthesize(JobInput::Phonemes(phonemes), req.lang, &req.voice, req.speed)
+        .synthesize(
+            JobInput::Phonemes(phonemes),
+            req.lang,
+            &req.voice,
+            req.speed,
+        )
         .await
         .map_err(|e| engine_error(&e))?;
     drop(permit);
@@ -381,6 +488,7 @@ async fn generate_from_phonemes(State(state): State<AppState>, body: JsonBody) -
     .map_err(|e| internal(&e.to_string()))?
     .map_err(|e| internal(&e))?;
     let mut resp = Response::new(Body::from(bytes));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
     Ok(resp)
 }
