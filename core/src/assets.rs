@@ -14,6 +14,15 @@ pub const MODEL_FILE: &str = "kokoro-v1.0.int8.onnx";
 pub const MODEL_SHA256: &str = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb";
 pub const MODEL_BYTES: u64 = 92_361_271;
 
+/// The default model: the int8 model with the vocoder's (generator's) convolutions
+/// dequantized to float (`tools/dequantize_convs.py --scope`, run by
+/// `cargo xtask assets`). Same weights; ONNX Runtime's CPU ConvInteger kernel is
+/// slow and the generator's convolutions dominate inference time.
+pub const FGEN_MODEL_FILE: &str = "kokoro-v1.0.int8-fgen.onnx";
+pub const FGEN_SCOPE: &str = "/decoder/decoder/generator/";
+pub const FGEN_MODEL_SHA256: &str =
+    "d91516c41b4d760990a192c1ca67881e414b3fd109253a8f4e8f26156a2c5ca6";
+
 /// Phoneme-to-id map, relative to the assets dir.
 pub const VOCAB_FILE: &str = "vocab.json";
 pub const VOCAB_SHA256: &str = "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41";

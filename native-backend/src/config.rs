@@ -27,7 +27,8 @@ pub struct EngineArgs {
     /// Assets directory filled by `cargo xtask assets`.
     #[arg(long, env = "KOKORO_ASSETS_DIR")]
     pub assets_dir: Option<PathBuf>,
-    /// ONNX model file (default: the int8 model in the assets dir). fp32/fp16 exports work too.
+    /// ONNX model file (default: the int8 model with float vocoder convolutions, in the
+    /// assets dir). The plain int8 file and fp32/fp16 exports work too.
     #[arg(long, env = "KOKORO_MODEL")]
     pub model: Option<PathBuf>,
     /// ONNX Runtime shared library (default: the one in the assets dir).
@@ -46,7 +47,7 @@ pub struct EngineArgs {
     #[arg(long, env = "KOKORO_FIRST_CHUNK_CHARS", default_value_t = 60)]
     pub first_chunk_chars: usize,
     /// Largest chunk window in characters.
-    #[arg(long, env = "KOKORO_MAX_CHUNK_CHARS", default_value_t = 300)]
+    #[arg(long, env = "KOKORO_MAX_CHUNK_CHARS", default_value_t = 240)]
     pub max_chunk_chars: usize,
     /// Loudness target in LUFS (integrated, ITU-R BS.1770).
     #[arg(long, env = "KOKORO_TARGET_LUFS", default_value_t = -16.0, allow_negative_numbers = true)]
@@ -136,7 +137,7 @@ impl EngineArgs {
             "model",
             self.model
                 .clone()
-                .unwrap_or_else(|| dir.join(layout::MODEL_FILE)),
+                .unwrap_or_else(|| dir.join(layout::FGEN_MODEL_FILE)),
         )?;
         let ort_dylib = must_exist(
             "ONNX Runtime library (ORT_DYLIB_PATH)",
@@ -171,7 +172,7 @@ impl EngineArgs {
             self.intra_threads
         };
         let model_version = if self.model.is_none() {
-            format!("kokoro-v1.0-int8:{}", &layout::MODEL_SHA256[..16])
+            format!("kokoro-v1.0-int8-fgen:{}", &layout::FGEN_MODEL_SHA256[..16])
         } else {
             // A user-supplied model: version by path and size (hashing 300 MB at start is slow).
             let len = std::fs::metadata(&model).map(|m| m.len()).unwrap_or(0);

@@ -17,6 +17,29 @@ pub mod metrics;
 
 use std::sync::Arc;
 
+/// Tune glibc malloc for a server that makes large short-lived buffers (model
+/// activations, audio): a fixed mmap threshold hands big blocks back to the OS
+/// when freed, instead of growing the heap for good. Call first thing in `main`.
+#[allow(unsafe_code)]
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Return freed heap memory to the OS (after a burst of work).
+#[allow(unsafe_code)]
+pub fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim is thread-safe and only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Start the engine with the real model for `cfg`.
 pub fn start_engine(
     cfg: &config::EngineConfig,

@@ -63,6 +63,7 @@ pub struct Metrics {
     pub cancelled_jobs: AtomicU64,
     pub client_disconnects: AtomicU64,
     pub rejected: AtomicU64,
+    pub nonfinite_samples: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

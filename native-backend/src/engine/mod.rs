@@ -15,6 +15,12 @@ use crate::config::EngineConfig;
 use crate::g2p;
 use crate::metrics::Metrics;
 use kokoro_core::chunk::{MAX_PHONEME_IDS, chunk_text, split_phonemes};
+
+/// Phoneme ids per inference call. The model takes up to 510, but activation
+/// memory grows with the audio length; 256 ids (~15 s of speech) keeps the
+/// per-call arena bounded (see ARCHITECTURE.md, memory).
+pub const IDS_PER_CALL: usize = 256;
+const _: () = assert!(IDS_PER_CALL <= MAX_PHONEME_IDS);
 use kokoro_core::markup::{Segment, segments};
 use kokoro_core::normalize::normalize;
 use kokoro_core::vocab::Vocab;
@@ -249,6 +255,10 @@ fn worker_loop(
         }
         let result = run_job(model, &job, voices, vocab, metrics);
         let _ = job.reply.send(result);
+        if metrics.queue_depth.load(Ordering::Relaxed) == 0 {
+            // Idle: give the activation memory of that job back to the OS.
+            crate::release_memory();
+        }
     }
 }
 
@@ -272,7 +282,7 @@ fn run_job(
         }
     }
     let mut audio = Vec::new();
-    for piece in split_phonemes(&phonemes, MAX_PHONEME_IDS) {
+    for piece in split_phonemes(&phonemes, IDS_PER_CALL) {
         let (ids, _) = vocab.encode_padded(piece);
         if ids.len() <= 2 {
             continue;
@@ -284,14 +294,34 @@ fn run_job(
             .style(&job.voice, ids.len() - 2)
             .map_err(EngineError::VoiceMissing)?;
         let t = Instant::now();
-        let out = model
+        let mut out = model
             .infer(&ids, &style, job.speed)
             .map_err(EngineError::Failed)?;
         metrics.record_inference(t.elapsed().as_secs_f64());
+        // The Kokoro graph sometimes ends an utterance with NaN/inf samples (seen in
+        // the last ~0.1 s for some lengths, int8 and float alike). Zero them: they
+        // would crash LAME's assertions and poison loudness measurement.
+        let bad = sanitize(&mut out);
+        if bad > 0 {
+            metrics
+                .nonfinite_samples
+                .fetch_add(bad as u64, Ordering::Relaxed);
+            tracing::debug!(bad, "model produced non-finite samples; zeroed");
+        }
         audio.extend(out);
     }
     metrics.chunks.fetch_add(1, Ordering::Relaxed);
     Ok(Synth { audio, phonemes })
+}
+
+/// Replace non-finite samples with silence; returns how many there were.
+pub fn sanitize(audio: &mut [f32]) -> usize {
+    let mut bad = 0;
+    for s in audio.iter_mut().filter(|s| !s.is_finite()) {
+        *s = 0.0;
+        bad += 1;
+    }
+    bad
 }
 
 /// A planned piece of output.
@@ -365,6 +395,7 @@ impl Post {
 
     /// Normalize `audio`; with an encoder, return its encoded bytes.
     pub fn chunk(&mut self, audio: &mut [f32]) -> Result<Vec<u8>, String> {
+        sanitize(audio);
         self.loudness.process(audio);
         let mut out = Vec::new();
         if let Some(e) = &mut self.encoder {
@@ -436,9 +467,15 @@ pub async fn run(
                     }
                     None => return,
                 };
-                let result = rx
-                    .await
-                    .unwrap_or_else(|_| Err(EngineError::Failed("worker dropped the job".into())));
+                // Stop at once when the client leaves: dropping `rx` cancels the job
+                // if no worker has started it yet, and frees the admission permit.
+                let result = tokio::select! {
+                    r = rx => r.unwrap_or_else(|_| Err(EngineError::Failed("worker dropped the job".into()))),
+                    () = tx.closed() => {
+                        engine.metrics.client_disconnects.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                };
                 // Queue the next chunk before post-processing this one.
                 pending_idx = next_text(i + 1);
                 pending = pending_idx.and_then(submit);
@@ -493,4 +530,42 @@ pub async fn run(
     let _ = tx
         .send(tail.map(|bytes| Event::End { bytes, phonemes }))
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn req(body: serde_json::Value) -> SpeechRequest {
+        SpeechRequest::from_value(&body).unwrap()
+    }
+
+    #[test]
+    fn plan_splits_pauses_normalizes_and_keeps_first_chunk_small() {
+        let opts = kokoro_core::chunk::ChunkOptions {
+            first_max_chars: 30,
+            max_chars: 120,
+            min_chars: 5,
+        };
+        let p = plan(&req(json!({"input": "It costs $5. [pause:0.5s] Then we go home and sleep for a long long while, friends."})), &opts).unwrap();
+        assert_eq!(p[0], Piece::Text("It costs five dollars.".into()));
+        assert_eq!(p[1], Piece::Silence(12_000));
+        assert!(matches!(&p[2], Piece::Text(t) if t.starts_with("Then we go home")));
+        let long = "word ".repeat(100);
+        let p = plan(&req(json!({"input": long})), &opts).unwrap();
+        assert!(matches!(&p[0], Piece::Text(t) if t.chars().count() <= 30));
+        assert!(p.len() > 3);
+        let e = plan(&req(json!({"input": "... !!! [pause:1s]"})), &opts).unwrap_err();
+        assert_eq!((e.status(), e.code), (422, "no_speakable_text"));
+    }
+
+    #[test]
+    fn sanitize_and_post_survive_non_finite_audio() {
+        let mut a = vec![0.1, f32::NAN, f32::INFINITY, -0.2];
+        assert_eq!(sanitize(&mut a), 2);
+        assert!(a.iter().all(|s| s.is_finite()));
+        let cfg_lufs = Loudness::new(-16.0, -1.0).is_ok();
+        assert!(cfg_lufs);
+    }
 }

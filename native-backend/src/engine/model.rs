@@ -45,6 +45,7 @@ enum SpeedKind {
 
 pub struct OrtModel {
     session: Session,
+    run_options: ort::session::RunOptions,
     tokens: String,
     style: String,
     speed: String,
@@ -70,6 +71,9 @@ impl OrtModel {
             .with_intra_threads(cfg.intra_threads)
             .map_err(err)?
             .with_inter_threads(1)
+            .map_err(err)?
+            // Initializers outside the arena: ~40 MB less resident, same speed.
+            .with_config_entry("session.use_device_allocator_for_initializers", "1")
             .map_err(err)?;
         if cfg.device == Device::Cuda {
             use ort::execution_providers::{CUDAExecutionProvider, ExecutionProvider};
@@ -120,8 +124,16 @@ impl OrtModel {
             .or_else(|| session.outputs.first())
             .map(|o| o.name.clone())
             .ok_or("model has no outputs")?;
+        // Give arena growth from a long chunk back after each run, so steady memory
+        // stays near the session's own size.
+        let mut run_options =
+            ort::session::RunOptions::new().map_err(|e| format!("run options: {e}"))?;
+        run_options
+            .add_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+            .map_err(|e| format!("run options: {e}"))?;
         Ok(Self {
             session,
+            run_options,
             tokens,
             style,
             speed,
@@ -150,11 +162,14 @@ impl Model for OrtModel {
         };
         let outputs = self
             .session
-            .run(ort::inputs![
-                self.tokens.as_str() => tokens,
-                self.style.as_str() => style_t,
-                self.speed.as_str() => speed_v,
-            ])
+            .run_with_options(
+                ort::inputs![
+                    self.tokens.as_str() => tokens,
+                    self.style.as_str() => style_t,
+                    self.speed.as_str() => speed_v,
+                ],
+                &self.run_options,
+            )
             .map_err(e)?;
         let (_, audio) = outputs[self.output.as_str()]
             .try_extract_tensor::<f32>()

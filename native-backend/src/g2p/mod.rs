@@ -40,10 +40,11 @@ fn english(lang: Lang) -> &'static G2P {
     })
 }
 
-/// Warm the English dictionaries (they are parsed on first use).
+/// Warm the American English dictionaries (parsed on first use, ~100 MB). The
+/// British ones load on the first en-gb request, so servers that never see one
+/// do not pay for them.
 pub fn warm_up() {
     let _ = english(Lang::EnUs).g2p("warm up");
-    let _ = english(Lang::EnGb).g2p("warm up");
 }
 
 /// Whether this build can phonemize `lang`.
