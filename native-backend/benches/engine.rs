@@ -117,7 +117,7 @@ fn main() {
             .arg("1")
             .arg(tokens.join(","))
             .output();
-        if let Ok(o) = out.filter(|o| o.status.success()) {
+        if let Some(o) = out.ok().filter(|o| o.status.success()) {
             let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
             t_py.push(v["times_s"][0].as_f64().unwrap());
             py_version = v["version"].as_str().unwrap_or("?").to_string();
