@@ -71,4 +71,4 @@ test: setup fmt-check clippy unit wasm-core e2e
 	@echo "make test: all checks passed"
 
 bench: setup
-	$(CARGO) bench -p kokoro-backend
+	$(CARGO) bench --profile dev -p kokoro-backend --bench engine

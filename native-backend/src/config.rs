@@ -44,7 +44,7 @@ pub struct EngineArgs {
     #[arg(long, env = "KOKORO_INTRA_THREADS", default_value_t = 0)]
     pub intra_threads: usize,
     /// First chunk window in characters (small = fast first audio).
-    #[arg(long, env = "KOKORO_FIRST_CHUNK_CHARS", default_value_t = 60)]
+    #[arg(long, env = "KOKORO_FIRST_CHUNK_CHARS", default_value_t = 24)]
     pub first_chunk_chars: usize,
     /// Largest chunk window in characters.
     #[arg(long, env = "KOKORO_MAX_CHUNK_CHARS", default_value_t = 240)]

@@ -409,7 +409,7 @@ async fn full_queue_answers_429_and_disconnects_cancel() {
     let before = s.metrics.chunks.load(std::sync::atomic::Ordering::Relaxed);
     drop(body);
     let mut freed = false;
-    for _ in 0..200 {
+    for _ in 0..600 {
         if s.admission.available_permits() == 1 {
             freed = true;
             break;
