@@ -14,14 +14,15 @@ pub const MODEL_FILE: &str = "kokoro-v1.0.int8.onnx";
 pub const MODEL_SHA256: &str = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb";
 pub const MODEL_BYTES: u64 = 92_361_271;
 
-/// The default model: the int8 model with the vocoder's (generator's) convolutions
-/// dequantized to float (`tools/dequantize_convs.py --scope`, run by
-/// `cargo xtask assets`). Same weights; ONNX Runtime's CPU ConvInteger kernel is
-/// slow and the generator's convolutions dominate inference time.
-pub const FGEN_MODEL_FILE: &str = "kokoro-v1.0.int8-fgen.onnx";
-pub const FGEN_SCOPE: &str = "/decoder/decoder/generator/";
-pub const FGEN_MODEL_SHA256: &str =
-    "d91516c41b4d760990a192c1ca67881e414b3fd109253a8f4e8f26156a2c5ca6";
+/// The default model: the int8 model with every convolution dequantized to float
+/// (`tools/dequantize_convs.py`, run by `cargo xtask assets`). Same weights.
+/// ONNX Runtime's CPU ConvInteger kernel is slow (~80% of inference time), and
+/// the int8 convolutions of the text encoder, predictor and decoder break down on
+/// some inputs (near-silent output with a spike, or NaN; "Please call me
+/// tomorrow" is one); the float ones do not. Matrix products stay int8.
+pub const FCONV_MODEL_FILE: &str = "kokoro-v1.0.int8-fconv.onnx";
+pub const FCONV_MODEL_SHA256: &str =
+    "e1b261d06428b65bc647be3eaa3d315ea6e2334e710f409e5efab109b57943eb";
 
 /// Phoneme-to-id map, relative to the assets dir.
 pub const VOCAB_FILE: &str = "vocab.json";

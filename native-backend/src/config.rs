@@ -27,7 +27,7 @@ pub struct EngineArgs {
     /// Assets directory filled by `cargo xtask assets`.
     #[arg(long, env = "KOKORO_ASSETS_DIR")]
     pub assets_dir: Option<PathBuf>,
-    /// ONNX model file (default: the int8 model with float vocoder convolutions, in the
+    /// ONNX model file (default: the int8 model with float convolutions, in the
     /// assets dir). The plain int8 file and fp32/fp16 exports work too.
     #[arg(long, env = "KOKORO_MODEL")]
     pub model: Option<PathBuf>,
@@ -137,7 +137,7 @@ impl EngineArgs {
             "model",
             self.model
                 .clone()
-                .unwrap_or_else(|| dir.join(layout::FGEN_MODEL_FILE)),
+                .unwrap_or_else(|| dir.join(layout::FCONV_MODEL_FILE)),
         )?;
         let ort_dylib = must_exist(
             "ONNX Runtime library (ORT_DYLIB_PATH)",
@@ -172,7 +172,10 @@ impl EngineArgs {
             self.intra_threads
         };
         let model_version = if self.model.is_none() {
-            format!("kokoro-v1.0-int8-fgen:{}", &layout::FGEN_MODEL_SHA256[..16])
+            format!(
+                "kokoro-v1.0-int8-fconv:{}",
+                &layout::FCONV_MODEL_SHA256[..16]
+            )
         } else {
             // A user-supplied model: version by path and size (hashing 300 MB at start is slow).
             let len = std::fs::metadata(&model).map(|m| m.len()).unwrap_or(0);

@@ -430,3 +430,32 @@ async fn full_queue_answers_429_and_disconnects_cancel() {
         "{m}"
     );
 }
+
+/// Regression: the published int8 graph's convolutions return near-silence plus a
+/// spike (or NaN) for some inputs; the served model must not.
+#[tokio::test]
+async fn model_output_is_sane_for_inputs_that_broke_int8() {
+    let e = engine();
+    let voice = kokoro_core::voice::parse_voice("af_heart").unwrap();
+    for text in [
+        "Please call me tomorrow",
+        "We met on March third,",
+        "Please call me tomorrow morning.",
+    ] {
+        let s = e
+            .synthesize(
+                kokoro_backend::engine::JobInput::Text(text.into()),
+                kokoro_core::Lang::EnUs,
+                &voice,
+                1.0,
+            )
+            .await
+            .unwrap();
+        let body = &s.audio[48..];
+        let rms =
+            (body.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / body.len() as f64).sqrt();
+        let peak = body.iter().fold(0f32, |m, x| m.max(x.abs()));
+        assert!(rms > 0.02, "{text}: near-silent output (rms {rms})");
+        assert!(peak < 1.5, "{text}: spike in output (peak {peak})");
+    }
+}

@@ -34,7 +34,7 @@ def test_word_error_rate_is_bounded(results):
     total_words = sum(len(spoken.split()) for _, spoken, _, _ in results)
     rate = total_err / total_words
     report = "\n".join(f"{t!r} -> {h!r}" for t, _, _, h in results)
-    assert rate <= 0.35, f"WER {rate:.2f}\n{report}"
+    assert rate <= 0.15, f"WER {rate:.2f}\n{report}"
 
 
 @pytest.mark.parametrize("i", range(len(CASES)))
@@ -42,5 +42,5 @@ def test_key_words_come_back(results, i):
     text, _, must, hyp = results[i]
     heard = set(hyp.lower().split())
     missing = [w for w in must if w not in heard]
-    # PocketSphinx misses the odd word; a case fails when most key words are gone.
-    assert len(missing) <= len(must) // 2, f"{text!r} -> {hyp!r}, missing {missing}"
+    # PocketSphinx may miss the odd word; two missing key words fail the case.
+    assert len(missing) <= 1, f"{text!r} -> {hyp!r}, missing {missing}"

@@ -18,7 +18,7 @@ def test_speech_create_every_format(client, fmt):
     assert data.startswith(MAGIC[fmt])
 
 
-@pytest.mark.parametrize("fmt", ["mp3", "wav", "pcm"])
+@pytest.mark.parametrize("fmt", list(MAGIC))
 def test_streaming_response(client, fmt):
     chunks = []
     with client.audio.speech.with_streaming_response.create(

@@ -290,9 +290,9 @@ pub fn run(o: &Options) -> Result<(), String> {
         )
     })?;
 
-    step("model kokoro-v1.0.int8-fgen.onnx", || {
-        let dest = dir.join(layout::FGEN_MODEL_FILE);
-        if verified(&dest, layout::FGEN_MODEL_SHA256) {
+    step("model kokoro-v1.0.int8-fconv.onnx", || {
+        let dest = dir.join(layout::FCONV_MODEL_FILE);
+        if verified(&dest, layout::FCONV_MODEL_SHA256) {
             return Ok(());
         }
         let pytools = dir.join(".pytools");
@@ -315,23 +315,22 @@ pub fn run(o: &Options) -> Result<(), String> {
             )?;
         }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/dequantize_convs.py");
-        let tmp_out = dir.join(format!("{}.partial", layout::FGEN_MODEL_FILE));
+        let tmp_out = dir.join(format!("{}.partial", layout::FCONV_MODEL_FILE));
         exec(
             Command::new(python())
                 .env("PYTHONPATH", &pytools)
                 .arg(&script)
                 .arg(dir.join(layout::MODEL_FILE))
-                .arg(&tmp_out)
-                .args(["--scope", layout::FGEN_SCOPE]),
+                .arg(&tmp_out),
             "graph rewrite tools/dequantize_convs.py",
         )?;
         let got = sha256_file(&tmp_out)?;
-        if got != layout::FGEN_MODEL_SHA256 {
+        if got != layout::FCONV_MODEL_SHA256 {
             let _ = fs::remove_file(&tmp_out);
             return Err(format!(
                 "derived model checksum mismatch (got {got}, want {}); the pinned onnx tools \
                  in {} may be damaged: delete that folder and retry",
-                layout::FGEN_MODEL_SHA256,
+                layout::FCONV_MODEL_SHA256,
                 pytools.display()
             ));
         }
@@ -430,8 +429,8 @@ fn write_manifest(dir: &Path) -> Result<(), String> {
     files.insert(layout::ORT_DYLIB.into(), layout::ORT_DYLIB_SHA256.into());
     files.insert(layout::MODEL_FILE.into(), layout::MODEL_SHA256.into());
     files.insert(
-        layout::FGEN_MODEL_FILE.into(),
-        layout::FGEN_MODEL_SHA256.into(),
+        layout::FCONV_MODEL_FILE.into(),
+        layout::FCONV_MODEL_SHA256.into(),
     );
     files.insert(layout::VOCAB_FILE.into(), layout::VOCAB_SHA256.into());
     for (v, sum) in layout::VOICE_SHA256 {
