@@ -459,3 +459,53 @@ async fn model_output_is_sane_for_inputs_that_broke_int8() {
         assert!(peak < 1.5, "{text}: spike in output (peak {peak})");
     }
 }
+
+#[tokio::test]
+async fn inline_phonemes_and_pauses_are_honoured() {
+    let s = state_with(&[]);
+    let dur = |h: &axum::http::HeaderMap| -> u64 {
+        h["x-audio-duration-ms"].to_str().unwrap().parse().unwrap()
+    };
+    let (st, plain, _) = speech(
+        &s,
+        json!({"input": "Say Kokoro.", "response_format": "pcm", "stream": false}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (_, inline, _) = speech(
+        &s,
+        json!({"input": "Say [Kokoro](/kˈOkəɹO/).", "response_format": "pcm", "stream": false}),
+    )
+    .await;
+    // Without espeak, misaki drops the unknown word; the inline IPA makes it speakable.
+    assert!(
+        dur(&inline) > dur(&plain) + 200,
+        "{} vs {}",
+        dur(&inline),
+        dur(&plain)
+    );
+    let (_, paused, _) = speech(
+        &s,
+        json!({"input": "Say [pause:1.5s] Kokoro.", "response_format": "pcm", "stream": false}),
+    )
+    .await;
+    assert!(
+        dur(&paused) >= dur(&plain) + 1400,
+        "{} vs {}",
+        dur(&paused),
+        dur(&plain)
+    );
+}
+
+#[test]
+fn cuda_request_fails_loudly_without_cuda() {
+    let mut cfg = Wrap::parse_from(["test", "--device", "cuda"])
+        .serve
+        .validate()
+        .unwrap();
+    cfg.engine.workers = 1;
+    let err = kokoro_backend::start_engine(&cfg.engine, 1, Arc::new(Metrics::default()))
+        .err()
+        .expect("no CUDA here: start must fail, not fall back to CPU");
+    assert!(err.contains("CUDA") || err.contains("cuda"), "{err}");
+}
