@@ -15,7 +15,7 @@ export KOKORO_VOICES_MIRROR
 E2E_ADDR ?= 127.0.0.1:18880
 BACKEND := target/debug/kokoro-backend
 
-.PHONY: up test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm-core e2e bench
+.PHONY: up test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench
 
 setup: toolchain sysdeps assets pydeps
 
@@ -53,11 +53,17 @@ fmt-check:
 clippy: sysdeps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: sysdeps
+unit: sysdeps wasm
 	$(CARGO) test --workspace
 
-wasm-core: toolchain
+# The pure core and the edge component (both builds: wasi-only, and Spin KV/variables).
+wasm: toolchain
 	$(CARGO) build -p kokoro-core --target wasm32-wasip2
+	$(CARGO) build -p kokoro-edge-component --target wasm32-wasip2
+	cp target/wasm32-wasip2/debug/kokoro_edge_component.wasm target/edge-wasi.wasm
+	$(CARGO) clippy -p kokoro-edge-component --target wasm32-wasip2 --features spin -- -D warnings
+	$(CARGO) build -p kokoro-edge-component --target wasm32-wasip2 --features spin
+	cp target/wasm32-wasip2/debug/kokoro_edge_component.wasm target/edge-spin.wasm
 
 # Start the real backend on a test port, run the Python end-to-end suite, stop it.
 e2e: build pydeps
@@ -67,7 +73,7 @@ e2e: build pydeps
 	curl -sf http://$(E2E_ADDR)/health >/dev/null || { cat target/e2e-backend.log; exit 1; }; \
 	KOKORO_URL=http://$(E2E_ADDR) $(VENV)/bin/python -m pytest -q tests/e2e
 
-test: setup fmt-check clippy unit wasm-core e2e
+test: setup fmt-check clippy wasm unit e2e
 	@echo "make test: all checks passed"
 
 bench: setup

@@ -24,6 +24,12 @@ pub const FCONV_MODEL_FILE: &str = "kokoro-v1.0.int8-fconv.onnx";
 pub const FCONV_MODEL_SHA256: &str =
     "e1b261d06428b65bc647be3eaa3d315ea6e2334e710f409e5efab109b57943eb";
 
+/// The version tag of the default model, part of every cache key (edge and backend
+/// must agree on it).
+pub fn default_model_version() -> String {
+    format!("kokoro-v1.0-int8-fconv:{}", &FCONV_MODEL_SHA256[..16])
+}
+
 /// Phoneme-to-id map, relative to the assets dir.
 pub const VOCAB_FILE: &str = "vocab.json";
 pub const VOCAB_SHA256: &str = "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41";

@@ -172,10 +172,7 @@ impl EngineArgs {
             self.intra_threads
         };
         let model_version = if self.model.is_none() {
-            format!(
-                "kokoro-v1.0-int8-fconv:{}",
-                &layout::FCONV_MODEL_SHA256[..16]
-            )
+            layout::default_model_version()
         } else {
             // A user-supplied model: version by path and size (hashing 300 MB at start is slow).
             let len = std::fs::metadata(&model).map(|m| m.len()).unwrap_or(0);

@@ -1,0 +1,51 @@
+//! Component configuration, read per request (components are instantiated per request).
+
+pub struct Config {
+    pub backend_url: String,
+    pub backend_api_key: Option<String>,
+    pub api_keys: Vec<String>,
+    pub max_body_bytes: usize,
+    pub cache_max_entry_bytes: usize,
+    pub cache_ttl_secs: u64,
+    pub model_version: String,
+}
+
+fn var(name: &str) -> Option<String> {
+    #[cfg(feature = "spin")]
+    if let Ok(v) = spin_sdk::variables::get(&name.to_ascii_lowercase())
+        && !v.is_empty()
+    {
+        return Some(v);
+    }
+    std::env::var(name.to_ascii_uppercase())
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+fn number(name: &str, default: u64) -> u64 {
+    var(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+impl Config {
+    pub fn load() -> Self {
+        Self {
+            backend_url: var("kokoro_backend_url")
+                .unwrap_or_else(|| "http://127.0.0.1:8880".into()),
+            backend_api_key: var("kokoro_backend_api_key"),
+            api_keys: var("kokoro_api_keys")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            max_body_bytes: number("kokoro_max_body_bytes", 64 * 1024) as usize,
+            cache_max_entry_bytes: number("kokoro_cache_max_bytes", 8 * 1024 * 1024) as usize,
+            cache_ttl_secs: number("kokoro_cache_ttl_secs", 86_400),
+            model_version: var("kokoro_model_version")
+                .unwrap_or_else(kokoro_core::assets::default_model_version),
+        }
+    }
+}
