@@ -14,6 +14,8 @@ KOKORO_VOICES_MIRROR ?= $(abspath $(wildcard ../shared/kokoro-voices))
 export KOKORO_VOICES_MIRROR
 E2E_ADDR ?= 127.0.0.1:18880
 BACKEND := target/debug/kokoro-backend
+EDGE := target/debug/kokoro-edge
+E2E_EDGE_ADDR ?= 127.0.0.1:13000
 
 .PHONY: up test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench
 
@@ -41,11 +43,16 @@ $(VENV)/.installed: tools/requirements.txt
 
 pydeps: $(VENV)/.installed
 
-build: toolchain sysdeps
-	$(CARGO) build -p kokoro-backend
+build: toolchain sysdeps wasm
+	$(CARGO) build -p kokoro-backend -p kokoro-edge-host
 
+# Backend on 127.0.0.1:8880, the edge component (in the local wasmtime host) on
+# 127.0.0.1:3000 in front of it. Ctrl-C stops both.
 up: setup build
-	$(BACKEND) serve
+	@$(BACKEND) serve & pid=$$!; trap 'kill $$pid 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq 1 120); do curl -sf http://127.0.0.1:8880/health >/dev/null && break; sleep 0.5; done; \
+	echo "backend: http://127.0.0.1:8880   edge: http://127.0.0.1:3000"; \
+	$(EDGE) --listen 127.0.0.1:3000 --backend-url http://127.0.0.1:8880
 
 fmt-check:
 	$(CARGO) fmt --all --check
@@ -68,10 +75,12 @@ wasm: toolchain
 # Start the real backend on a test port, run the Python end-to-end suite, stop it.
 e2e: build pydeps
 	@$(BACKEND) serve --listen $(E2E_ADDR) > target/e2e-backend.log 2>&1 & echo $$! > target/e2e-backend.pid; \
-	trap 'kill $$(cat target/e2e-backend.pid) 2>/dev/null || true' EXIT; \
-	for i in $$(seq 1 120); do curl -sf http://$(E2E_ADDR)/health >/dev/null && break; sleep 0.5; done; \
+	$(EDGE) --listen $(E2E_EDGE_ADDR) --backend-url http://$(E2E_ADDR) > target/e2e-edge.log 2>&1 & echo $$! > target/e2e-edge.pid; \
+	trap 'kill $$(cat target/e2e-backend.pid) $$(cat target/e2e-edge.pid) 2>/dev/null || true' EXIT; \
+	for i in $$(seq 1 120); do curl -sf http://$(E2E_ADDR)/health >/dev/null && curl -sf http://$(E2E_EDGE_ADDR)/health >/dev/null && break; sleep 0.5; done; \
 	curl -sf http://$(E2E_ADDR)/health >/dev/null || { cat target/e2e-backend.log; exit 1; }; \
-	KOKORO_URL=http://$(E2E_ADDR) $(VENV)/bin/python -m pytest -q tests/e2e
+	curl -sf http://$(E2E_EDGE_ADDR)/health >/dev/null || { cat target/e2e-edge.log; exit 1; }; \
+	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) $(VENV)/bin/python -m pytest -q tests/e2e
 
 test: setup fmt-check clippy wasm unit e2e
 	@echo "make test: all checks passed"

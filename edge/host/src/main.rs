@@ -1,0 +1,354 @@
+//! `kokoro-edge`: serve the kokoro-edge component on loopback the way `spin up`
+//! would, on wasmtime + wasmtime-wasi + wasmtime-wasi-http.
+//!
+//! - One compiled component, pre-instantiated once (`ProxyPre`); each request gets
+//!   a fresh store (isolation) with a memory limit and a time-out for its response head.
+//! - Outbound HTTP only to the allow-listed authorities (the backend by default);
+//!   anything else is refused with `HttpRequestDenied`.
+//! - Configuration reaches the component as environment variables (`KOKORO_*`).
+//!
+//! Not yet: Spin's key-value interface (the response cache) and Spin variables,
+//! so this host serves the wasi-only build of the component.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use http_body_util::BodyExt;
+use hyper::server::conn::http1;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kokoro-edge",
+    version,
+    about = "Serve the kokoro-edge component locally"
+)]
+struct Args {
+    /// Listen address (the same default as `spin up`).
+    #[arg(long, env = "KOKORO_EDGE_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// The component (`make wasm` builds target/edge-wasi.wasm).
+    #[arg(
+        long,
+        env = "KOKORO_EDGE_COMPONENT",
+        default_value = "target/edge-wasi.wasm"
+    )]
+    component: PathBuf,
+    /// Backend base URL, passed to the component and allow-listed for outbound HTTP.
+    #[arg(
+        long,
+        env = "KOKORO_BACKEND_URL",
+        default_value = "http://127.0.0.1:8880"
+    )]
+    backend_url: String,
+    /// API keys the edge requires (comma-separated; empty: none).
+    #[arg(
+        long,
+        env = "KOKORO_API_KEYS",
+        default_value = "",
+        hide_env_values = true
+    )]
+    api_keys: String,
+    /// Key the edge presents to the backend.
+    #[arg(
+        long,
+        env = "KOKORO_BACKEND_API_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    backend_api_key: String,
+    /// Authorities (`host:port`) the component may call; default: the backend's.
+    #[arg(long = "allow", env = "KOKORO_EDGE_ALLOW", value_delimiter = ',')]
+    allow: Vec<String>,
+    /// Linear-memory limit per instance, in MiB.
+    #[arg(long, env = "KOKORO_EDGE_MAX_MEMORY_MIB", default_value_t = 128)]
+    max_memory_mib: usize,
+    /// Seconds to wait for the component's response head.
+    #[arg(long, env = "KOKORO_EDGE_TIMEOUT_SECS", default_value_t = 60)]
+    timeout_secs: u64,
+}
+
+/// Per-request host state.
+struct State {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: AllowList,
+    limits: StoreLimits,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Outbound HTTP only to the allowed authorities (`host:port`).
+struct AllowList {
+    allowed: Arc<Vec<String>>,
+}
+
+fn authority_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let auth = rest.split(['/', '?', '#']).next()?;
+    (!auth.is_empty()).then(|| auth.to_ascii_lowercase())
+}
+
+impl WasiHttpHooks for AllowList {
+    fn send_request(
+        &mut self,
+        request: hyper::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<
+            dyn Future<Output = wasmtime_wasi_http::Result<(), wasmtime_wasi_http::Error>> + Send,
+        >,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    hyper::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<
+                        dyn Future<
+                                Output = wasmtime_wasi_http::Result<(), wasmtime_wasi_http::Error>,
+                            > + Send,
+                    >,
+                )>,
+            > + Send,
+    > {
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_ascii_lowercase());
+        let ok = authority
+            .as_ref()
+            .is_some_and(|a| self.allowed.iter().any(|x| x == a));
+        if !ok {
+            tracing::warn!(?authority, "outbound request denied");
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                res.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+struct Server {
+    pre: ProxyPre<State>,
+    env: Vec<(String, String)>,
+    allowed: Arc<Vec<String>>,
+    max_memory: usize,
+    timeout: Duration,
+}
+
+fn error_response(status: u16, code: &str, message: &str) -> hyper::Response<HyperOutgoingBody> {
+    let body = format!(
+        r#"{{"error":{{"message":"{message}","type":"server_error","param":null,"code":"{code}"}}}}"#
+    );
+    let body = http_body_util::Full::new(bytes_of(body))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut resp = hyper::Response::new(body);
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from_static("1"),
+    );
+    resp
+}
+
+/// wasmtime 48 has its own error type; bring it into anyhow at the boundary.
+fn w<T>(r: wasmtime::Result<T>) -> Result<T> {
+    r.map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+fn bytes_of(s: String) -> hyper::body::Bytes {
+    hyper::body::Bytes::from(s)
+}
+
+impl Server {
+    async fn handle(
+        self: Arc<Self>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stderr().envs(&self.env);
+        let mut store = Store::new(
+            self.pre.engine(),
+            State {
+                wasi: wasi.build(),
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                hooks: AllowList {
+                    allowed: self.allowed.clone(),
+                },
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(self.max_memory)
+                    .instances(4)
+                    .build(),
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = w(store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req))?;
+        let out = w(store.data_mut().http().new_response_outparam(sender))?;
+        let pre = self.pre.clone();
+        let task = tokio::task::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(store, req, out)
+                .await
+        });
+        match tokio::time::timeout(self.timeout, receiver).await {
+            Ok(Ok(Ok(resp))) => Ok(resp),
+            Ok(Ok(Err(e))) => {
+                tracing::error!(error = ?e, "component returned an error");
+                Ok(error_response(
+                    502,
+                    "upstream_error",
+                    "The edge component failed.",
+                ))
+            }
+            Ok(Err(_)) => {
+                let detail = match task.await {
+                    Ok(Ok(())) => "component never set a response".to_string(),
+                    Ok(Err(e)) => format!("{e:?}"),
+                    Err(e) => format!("{e:?}"),
+                };
+                tracing::error!(detail, "component trapped");
+                Ok(error_response(
+                    500,
+                    "internal_error",
+                    "The edge component failed. See the host logs.",
+                ))
+            }
+            Err(_) => {
+                task.abort();
+                Ok(error_response(
+                    504,
+                    "upstream_timeout",
+                    "The edge did not answer in time.",
+                ))
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KOKORO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let engine = w(Engine::new(&Config::new()))?;
+    let t = std::time::Instant::now();
+    let component = w(Component::from_file(&engine, &args.component)).with_context(|| {
+        format!(
+            "cannot load component {} (run `make wasm`)",
+            args.component.display()
+        )
+    })?;
+    let mut linker = Linker::new(&engine);
+    w(wasmtime_wasi::p2::add_to_linker_async(&mut linker))?;
+    w(wasmtime_wasi_http::p2::add_only_http_to_linker_async(
+        &mut linker,
+    ))?;
+    let pre = w(ProxyPre::new(w(linker.instantiate_pre(&component))?))?;
+    let backend = authority_of(&args.backend_url).context("--backend-url has no host")?;
+    let env = vec![
+        ("KOKORO_BACKEND_URL".to_string(), args.backend_url.clone()),
+        ("KOKORO_API_KEYS".to_string(), args.api_keys.clone()),
+        (
+            "KOKORO_BACKEND_API_KEY".to_string(),
+            args.backend_api_key.clone(),
+        ),
+    ];
+    let server = Arc::new(Server {
+        pre,
+        env,
+        allowed: Arc::new(if args.allow.is_empty() {
+            vec![backend]
+        } else {
+            args.allow.iter().map(|a| a.to_ascii_lowercase()).collect()
+        }),
+        max_memory: args.max_memory_mib << 20,
+        timeout: Duration::from_secs(args.timeout_secs),
+    });
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(component = %args.component.display(), compile_ms = t.elapsed().as_millis() as u64, "component ready");
+    println!("kokoro-edge serving http://{}", args.listen);
+    loop {
+        let (client, _) = listener.accept().await?;
+        let server = server.clone();
+        tokio::task::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| server.clone().handle(req));
+            if let Err(e) = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(client), svc)
+                .await
+            {
+                tracing::debug!(error = ?e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities() {
+        assert_eq!(
+            authority_of("http://127.0.0.1:8880").as_deref(),
+            Some("127.0.0.1:8880")
+        );
+        assert_eq!(
+            authority_of("http://Example.COM:80/x?y").as_deref(),
+            Some("example.com:80")
+        );
+        assert_eq!(authority_of("http://"), None);
+    }
+}

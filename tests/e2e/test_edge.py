@@ -1,0 +1,137 @@
+"""The edge component in the local wasmtime host, in front of the real backend."""
+import os
+import pathlib
+import socket
+import subprocess
+import time
+
+import httpx
+import pytest
+
+EDGE = os.environ.get("KOKORO_EDGE_URL", "http://127.0.0.1:3000")
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def edge():
+    with httpx.Client(base_url=EDGE, timeout=120) as c:
+        yield c
+
+
+def test_health_and_request_id(edge):
+    r = edge.get("/health", headers={"x-request-id": "edge-trace-1"})
+    assert r.status_code == 200 and r.json()["tier"] == "edge"
+    assert r.headers["x-request-id"] == "edge-trace-1"
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav", "pcm"])
+def test_speech_is_forwarded_for_every_format(edge, fmt):
+    r = edge.post("/v1/audio/speech", json={"input": "Hello through the edge.", "response_format": fmt, "stream": False})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("audio/")
+    assert r.headers["x-cache"] == "miss"
+    assert len(r.content) > 2000
+
+
+def test_streaming_passes_through(edge):
+    t = time.perf_counter()
+    first = None
+    total = 0
+    with edge.stream("POST", "/v1/audio/speech", json={"input": "First a short part. " + "Then a much longer sentence follows it, " * 4 + "to the end.", "response_format": "pcm"}) as r:
+        assert r.status_code == 200
+        for chunk in r.iter_raw():
+            if chunk and first is None:
+                first = time.perf_counter() - t
+            total += len(chunk)
+    end = time.perf_counter() - t
+    assert first is not None and total > 48000
+    # The first audio arrives well before the whole answer: no buffering at the edge.
+    assert first < end * 0.6, f"first bytes at {first:.2f}s of {end:.2f}s"
+
+
+@pytest.mark.parametrize(
+    "body,status,code",
+    [
+        ({"input": ""}, 400, "empty_input"),
+        ({"input": "hi", "voice": "nobody"}, 400, "voice_not_found"),
+        ({"input": "hi", "speed": 10}, 400, "invalid_value"),
+        ({"input": "hi", "stream_format": "sse", "stream": False}, 422, "unsupported_combination"),
+        ([1, 2], 400, "invalid_json"),
+    ],
+)
+def test_invalid_requests_get_the_backend_s_exact_error_without_reaching_it(edge, http, body, status, code):
+    before = metric(http, "POST", "/v1/audio/speech", status)
+    e = edge.post("/v1/audio/speech", json=body)
+    assert e.status_code == status and e.json()["error"]["code"] == code
+    # Same mistake, byte-identical body at the backend.
+    b = http.post("/v1/audio/speech", json=body)
+    assert b.content == e.content
+    # The edge's request never reached the backend: only our direct one is counted.
+    assert metric(http, "POST", "/v1/audio/speech", status) == before + 1
+
+
+def metric(http, method, route, status):
+    text = http.get("/metrics").text
+    key = f'kokoro_http_requests_total{{method="{method}",route="{route}",status="{status}"}} '
+    for line in text.splitlines():
+        if line.startswith(key):
+            return int(line.split()[-1])
+    return 0
+
+
+def test_unknown_route_and_method(edge):
+    assert edge.get("/nope").json()["error"]["code"] == "not_found"
+    r = edge.get("/v1/audio/speech")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    r = edge.post("/v1/audio/speech", content=b"{}", headers={"content-type": "text/plain"})
+    assert r.status_code == 415
+
+
+def test_forwarded_info_routes(edge):
+    assert "tts-1" in [m["id"] for m in edge.get("/v1/models").json()["data"]]
+    assert edge.get("/v1/audio/voices").json()["aliases"]["alloy"] == "af_alloy"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_edge(*args):
+    port = free_port()
+    p = subprocess.Popen([str(ROOT / "target/debug/kokoro-edge"), "--listen", f"127.0.0.1:{port}", "--component", str(ROOT / "target/edge-wasi.wasm"), *args], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            httpx.get(f"{url}/health", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.5)
+    return p, url
+
+
+def test_outbound_calls_outside_the_allow_list_are_refused(url):
+    # The component is told to use the real backend, but only another host is allowed.
+    p, edge_url = start_edge("--backend-url", url, "--allow", "127.0.0.1:9")
+    try:
+        r = httpx.post(f"{edge_url}/v1/audio/speech", json={"input": "hi"}, timeout=30)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "upstream_unavailable"
+        assert r.headers["retry-after"]
+    finally:
+        p.kill()
+
+
+def test_backend_down_gives_503_with_retry_after():
+    port = free_port()  # nothing listens there
+    p, edge_url = start_edge("--backend-url", f"http://127.0.0.1:{port}")
+    try:
+        r = httpx.post(f"{edge_url}/v1/audio/speech", json={"input": "hi"}, timeout=30)
+        assert r.status_code == 503 and r.headers["retry-after"]
+        assert r.json()["error"]["code"] == "upstream_unavailable"
+        # Validation still happens at the edge with the backend gone.
+        r = httpx.post(f"{edge_url}/v1/audio/speech", json={"input": ""}, timeout=30)
+        assert r.status_code == 400
+    finally:
+        p.kill()
