@@ -43,8 +43,10 @@ $(VENV)/.installed: tools/requirements.txt
 
 pydeps: $(VENV)/.installed
 
+# All native targets at once (one feature resolution for tests and binaries, so
+# nothing is compiled twice). The component is a wasm cdylib: `wasm` builds it.
 build: toolchain sysdeps wasm
-	$(CARGO) build -p kokoro-backend -p kokoro-edge-host
+	$(CARGO) build --workspace --all-targets --exclude kokoro-edge-component
 
 # Backend on 127.0.0.1:8880, the edge component (in the local wasmtime host) on
 # 127.0.0.1:3000 in front of it. Ctrl-C stops both.
@@ -60,7 +62,7 @@ fmt-check:
 clippy: sysdeps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: sysdeps wasm
+unit: sysdeps wasm build
 	$(CARGO) test --workspace
 
 # The pure core and the edge component (both builds: wasi-only, and Spin KV/variables).
@@ -75,14 +77,14 @@ wasm: toolchain
 # Start the real backend on a test port, run the Python end-to-end suite, stop it.
 e2e: build pydeps
 	@$(BACKEND) serve --listen $(E2E_ADDR) > target/e2e-backend.log 2>&1 & echo $$! > target/e2e-backend.pid; \
-	$(EDGE) --listen $(E2E_EDGE_ADDR) --backend-url http://$(E2E_ADDR) > target/e2e-edge.log 2>&1 & echo $$! > target/e2e-edge.pid; \
+	$(EDGE) --listen $(E2E_EDGE_ADDR) --backend-url http://$(E2E_ADDR) --kv-memory > target/e2e-edge.log 2>&1 & echo $$! > target/e2e-edge.pid; \
 	trap 'kill $$(cat target/e2e-backend.pid) $$(cat target/e2e-edge.pid) 2>/dev/null || true' EXIT; \
 	for i in $$(seq 1 120); do curl -sf http://$(E2E_ADDR)/health >/dev/null && curl -sf http://$(E2E_EDGE_ADDR)/health >/dev/null && break; sleep 0.5; done; \
 	curl -sf http://$(E2E_ADDR)/health >/dev/null || { cat target/e2e-backend.log; exit 1; }; \
 	curl -sf http://$(E2E_EDGE_ADDR)/health >/dev/null || { cat target/e2e-edge.log; exit 1; }; \
 	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) $(VENV)/bin/python -m pytest -q tests/e2e
 
-test: setup fmt-check clippy wasm unit e2e
+test: setup fmt-check clippy wasm build unit e2e
 	@echo "make test: all checks passed"
 
 bench: setup

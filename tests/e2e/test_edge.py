@@ -98,9 +98,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_edge(*args):
+def start_edge(*args, component="edge-wasi.wasm"):
     port = free_port()
-    p = subprocess.Popen([str(ROOT / "target/debug/kokoro-edge"), "--listen", f"127.0.0.1:{port}", "--component", str(ROOT / "target/edge-wasi.wasm"), *args], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    p = subprocess.Popen([str(ROOT / "target/debug/kokoro-edge"), "--listen", f"127.0.0.1:{port}", "--component", str(ROOT / "target" / component), *args], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -133,5 +133,40 @@ def test_backend_down_gives_503_with_retry_after():
         # Validation still happens at the edge with the backend gone.
         r = httpx.post(f"{edge_url}/v1/audio/speech", json={"input": ""}, timeout=30)
         assert r.status_code == 400
+    finally:
+        p.kill()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_cache_miss_then_hit_returns_identical_bytes(edge, http, stream):
+    body = {"input": f"The cache remembers this, stream {stream}.", "response_format": "mp3", "stream": stream}
+    first = edge.post("/v1/audio/speech", json=body)
+    assert first.status_code == 200 and first.headers["x-cache"] == "miss"
+    before = metric(http, "POST", "/v1/audio/speech", 200)
+    second = edge.post("/v1/audio/speech", json=body)
+    assert second.status_code == 200 and second.headers["x-cache"] == "hit"
+    assert second.content == first.content
+    assert metric(http, "POST", "/v1/audio/speech", 200) == before, "a hit must not reach the backend"
+    # The normalized request is the key: "5" and "five" share an entry.
+    edge.post("/v1/audio/speech", json={"input": "I have 5 apples.", "stream": False})
+    again = edge.post("/v1/audio/speech", json={"input": "I have five apples.", "stream": False})
+    assert again.headers["x-cache"] == "hit"
+
+
+def test_cache_hits_survive_a_dead_backend(url, tmp_path):
+    kv = str(tmp_path / "kv")
+    p, edge_url = start_edge("--backend-url", url, "--kv-dir", kv, component="edge-spin.wasm")
+    try:
+        body = {"input": "Served even when the backend is down.", "stream": False}
+        assert httpx.post(f"{edge_url}/v1/audio/speech", json=body, timeout=60).headers["x-cache"] == "miss"
+    finally:
+        p.kill()
+    dead = f"http://127.0.0.1:{free_port()}"
+    p, edge_url = start_edge("--backend-url", dead, "--kv-dir", kv, component="edge-spin.wasm")
+    try:
+        r = httpx.post(f"{edge_url}/v1/audio/speech", json=body, timeout=30)
+        assert r.status_code == 200 and r.headers["x-cache"] == "hit"
+        r = httpx.post(f"{edge_url}/v1/audio/speech", json={"input": "Not cached."}, timeout=30)
+        assert r.status_code == 503 and r.headers["retry-after"]
     finally:
         p.kill()

@@ -7,8 +7,11 @@
 //!   anything else is refused with `HttpRequestDenied`.
 //! - Configuration reaches the component as environment variables (`KOKORO_*`).
 //!
-//! Not yet: Spin's key-value interface (the response cache) and Spin variables,
-//! so this host serves the wasi-only build of the component.
+//! - Spin's key-value store (`default` label: a directory, or memory) and Spin
+//!   variables, so the component's `spin` build (with the response cache) runs here
+//!   unchanged; the wasi-only build runs too.
+
+mod spin;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -38,13 +41,25 @@ struct Args {
     /// Listen address (the same default as `spin up`).
     #[arg(long, env = "KOKORO_EDGE_LISTEN", default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
-    /// The component (`make wasm` builds target/edge-wasi.wasm).
+    /// The component (`make wasm` builds target/edge-spin.wasm and target/edge-wasi.wasm).
     #[arg(
         long,
         env = "KOKORO_EDGE_COMPONENT",
-        default_value = "target/edge-wasi.wasm"
+        default_value = "target/edge-spin.wasm"
     )]
     component: PathBuf,
+    /// Directory of the key-value store behind the cache.
+    #[arg(long, env = "KOKORO_EDGE_KV_DIR", default_value = "target/edge-kv")]
+    kv_dir: PathBuf,
+    /// Keep the key-value store in memory instead.
+    #[arg(long, env = "KOKORO_EDGE_KV_MEMORY")]
+    kv_memory: bool,
+    /// Cache entry time-to-live, seconds.
+    #[arg(long, env = "KOKORO_CACHE_TTL_SECS", default_value_t = 86_400)]
+    cache_ttl_secs: u64,
+    /// Largest cached response, bytes.
+    #[arg(long, env = "KOKORO_CACHE_MAX_BYTES", default_value_t = 8 << 20)]
+    cache_max_bytes: u64,
     /// Backend base URL, passed to the component and allow-listed for outbound HTTP.
     #[arg(
         long,
@@ -86,6 +101,16 @@ struct State {
     table: ResourceTable,
     hooks: AllowList,
     limits: StoreLimits,
+    spin: spin::SpinCtx,
+}
+
+impl spin::HasSpin for State {
+    fn spin(&mut self) -> spin::SpinView<'_> {
+        spin::SpinView {
+            ctx: &self.spin,
+            table: &mut self.table,
+        }
+    }
 }
 
 impl WasiView for State {
@@ -162,6 +187,8 @@ impl WasiHttpHooks for AllowList {
 struct Server {
     pre: ProxyPre<State>,
     env: Vec<(String, String)>,
+    kv: Arc<spin::Kv>,
+    variables: Arc<std::collections::HashMap<String, String>>,
     allowed: Arc<Vec<String>>,
     max_memory: usize,
     timeout: Duration,
@@ -218,6 +245,10 @@ impl Server {
                     .memory_size(self.max_memory)
                     .instances(4)
                     .build(),
+                spin: spin::SpinCtx {
+                    kv: self.kv.clone(),
+                    variables: self.variables.clone(),
+                },
             },
         );
         store.limiter(|s| &mut s.limits);
@@ -290,6 +321,7 @@ async fn main() -> Result<()> {
     })?;
     let mut linker = Linker::new(&engine);
     w(wasmtime_wasi::p2::add_to_linker_async(&mut linker))?;
+    w(spin::add_to_linker(&mut linker))?;
     w(wasmtime_wasi_http::p2::add_only_http_to_linker_async(
         &mut linker,
     ))?;
@@ -302,9 +334,29 @@ async fn main() -> Result<()> {
             "KOKORO_BACKEND_API_KEY".to_string(),
             args.backend_api_key.clone(),
         ),
+        (
+            "KOKORO_CACHE_TTL_SECS".to_string(),
+            args.cache_ttl_secs.to_string(),
+        ),
+        (
+            "KOKORO_CACHE_MAX_BYTES".to_string(),
+            args.cache_max_bytes.to_string(),
+        ),
     ];
+    // The same settings as environment (wasi-only build) and as Spin variables.
+    let variables = env
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    let kv = if args.kv_memory {
+        spin::Kv::Memory(Default::default())
+    } else {
+        spin::Kv::Dir(args.kv_dir.clone())
+    };
     let server = Arc::new(Server {
         pre,
+        kv: Arc::new(kv),
+        variables: Arc::new(variables),
         env,
         allowed: Arc::new(if args.allow.is_empty() {
             vec![backend]
