@@ -517,11 +517,42 @@ fn pass<'t>(
     Cow::Owned(out.into_owned())
 }
 
+const TLD_MARKS: [&str; 21] = [
+    ".com", ".org", ".net", ".io", ".dev", ".ai", ".edu", ".gov", ".co", ".uk", ".de", ".fr",
+    ".app", ".info", ".biz", ".us", ".ca", ".eu", ".me", ".tv", "://",
+];
+const ABBREV_MARKS: [&str; 20] = [
+    "Dr.", "Mr.", "Mrs.", "Ms.", "Prof.", "St.", "Jr.", "Sr.", "Mt.", "Ave.", "Blvd.", "Inc.",
+    "Ltd.", "Corp.", "approx.", "vs.", "etc.", "e.g.", "i.e.", " & ",
+];
+
 /// Normalize `text` for speech according to `opts`.
+///
+/// Cheap substring checks skip groups that cannot match, so plain prose compiles
+/// and runs no regex at all (this matters in the edge component, which starts
+/// from a fresh instance, and so fresh `LazyLock`s, on every request).
 pub fn normalize<'t>(text: &'t str, opts: &NormalizeOptions) -> Cow<'t, str> {
     if !opts.enabled {
         return Cow::Borrowed(text);
     }
+    let has_digit = text.bytes().any(|b| b.is_ascii_digit());
+    let lower_www = text.contains("www.") || text.contains("WWW.");
+    let opts = &NormalizeOptions {
+        urls: opts.urls && (lower_www || TLD_MARKS.iter().any(|m| text.contains(m))),
+        emails: opts.emails && text.contains('@'),
+        phone_numbers: opts.phone_numbers && has_digit,
+        dates: opts.dates && has_digit,
+        times: opts.times && has_digit,
+        money: opts.money && has_digit,
+        percentages: opts.percentages && has_digit,
+        units: opts.units && has_digit,
+        years: opts.years && has_digit,
+        ordinals: opts.ordinals && has_digit,
+        decimals: opts.decimals && has_digit,
+        numbers: opts.numbers && has_digit,
+        abbreviations: opts.abbreviations && ABBREV_MARKS.iter().any(|m| text.contains(m)),
+        ..*opts
+    };
     let t = Cow::Borrowed(text);
     let t = pass(opts.emails, t, &EMAIL, |c, _| Some(spell_symbols(&c[0])));
     let t = pass(opts.urls, t, &URL, |c, _| Some(spoken_url(&c[0])));

@@ -311,7 +311,16 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let engine = w(Engine::new(&Config::new()))?;
+    // Pooling allocator: instance memories come from a reused pool instead of a
+    // fresh mapping per request (the component is instantiated for every request).
+    let mut config = Config::new();
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(256)
+        .total_memories(256)
+        .total_tables(256)
+        .max_memory_size(args.max_memory_mib << 20);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    let engine = w(Engine::new(&config))?;
     let t = std::time::Instant::now();
     let component = w(Component::from_file(&engine, &args.component)).with_context(|| {
         format!(
