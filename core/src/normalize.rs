@@ -553,6 +553,15 @@ pub fn normalize<'t>(text: &'t str, opts: &NormalizeOptions) -> Cow<'t, str> {
         abbreviations: opts.abbreviations && ABBREV_MARKS.iter().any(|m| text.contains(m)),
         ..*opts
     };
+    run_passes(text, opts)
+}
+
+/// Every enabled pass, without the prefilter (the prefilter must not change results).
+#[doc(hidden)]
+pub fn run_passes<'t>(text: &'t str, opts: &NormalizeOptions) -> Cow<'t, str> {
+    if !opts.enabled {
+        return Cow::Borrowed(text);
+    }
     let t = Cow::Borrowed(text);
     let t = pass(opts.emails, t, &EMAIL, |c, _| Some(spell_symbols(&c[0])));
     let t = pass(opts.urls, t, &URL, |c, _| Some(spoken_url(&c[0])));

@@ -12,6 +12,29 @@ fn texty() -> impl Strategy<Value = String> {
         "[a-zA-Z0-9 .,;:!?$£€%°/@&()\"'\\-+]{0,200}",
         any::<String>(),
         "([0-9]{1,25}[ .,:/%-]?){0,20}",
+        proptest::collection::vec(
+            proptest::sample::select(vec![
+                "Dr.",
+                "Smith",
+                "example.com",
+                "a.b@c.io",
+                "$5.25",
+                "3:30 pm",
+                "&",
+                "www.x.dev/y",
+                "etc.",
+                "1st",
+                "2024-01-15",
+                "50%",
+                "5 km",
+                "in 1990",
+                "(555) 123-4567",
+                "e.g.",
+                "vs.",
+            ]),
+            0..12,
+        )
+        .prop_map(|v| v.join(" ")),
     ]
 }
 
@@ -22,6 +45,12 @@ proptest! {
     fn normalization_never_panics_and_removes_ascii_digits(s in texty()) {
         let out = normalize(&s, &NormalizeOptions::default());
         prop_assert!(!out.chars().any(|c| c.is_ascii_digit()), "{:?} -> {:?}", s, out);
+    }
+
+    #[test]
+    fn prefilter_never_changes_the_result(s in texty()) {
+        let o = NormalizeOptions::default();
+        prop_assert_eq!(normalize(&s, &o), kokoro_core::normalize::run_passes(&s, &o));
     }
 
     #[test]
