@@ -69,7 +69,7 @@ fn header(fields: &Fields, name: &str) -> Option<String> {
         .and_then(|v| String::from_utf8(v).ok())
 }
 
-fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, String)], body: Vec<u8>) {
+async fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, String)], body: Vec<u8>) {
     let list: Vec<(String, Vec<u8>)> = headers
         .iter()
         .map(|(k, v)| ((*k).to_string(), v.clone().into_bytes()))
@@ -79,12 +79,10 @@ fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, String)], body:
     let _ = resp.set_status_code(status);
     let mut sink = resp.take_body();
     out.set(resp);
-    spin_sdk::http::run(async move {
-        let _ = sink.send(body).await;
-    });
+    let _ = sink.send(body).await;
 }
 
-fn respond_error(out: ResponseOutparam, e: &ApiError, request_id: &str) {
+async fn respond_error(out: ResponseOutparam, e: &ApiError, request_id: &str) {
     let mut headers = vec![
         ("content-type", "application/json".to_string()),
         ("x-request-id", request_id.to_string()),
@@ -92,7 +90,7 @@ fn respond_error(out: ResponseOutparam, e: &ApiError, request_id: &str) {
     if e.kind.is_retryable() {
         headers.push(("retry-after", "1".to_string()));
     }
-    respond(out, e.status(), &headers, e.to_json().into_bytes());
+    respond(out, e.status(), &headers, e.to_json().into_bytes()).await;
 }
 
 fn request_id(req: &IncomingRequest) -> String {
@@ -172,32 +170,38 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         && path != "/metrics"
         && !authorized(&cfg, &req)
     {
-        return respond_error(out, &ApiError::unauthorized(), &rid);
+        return respond_error(out, &ApiError::unauthorized(), &rid).await;
     }
     match r {
-        Route::Health => respond(
-            out,
-            200,
-            &[
-                ("content-type", "application/json".into()),
-                ("x-request-id", rid),
-            ],
-            br#"{"status":"ok","tier":"edge"}"#.to_vec(),
-        ),
-        Route::NotFound => respond_error(
-            out,
-            &ApiError::not_found("No such route. See the API contract for the routes."),
-            &rid,
-        ),
-        Route::MethodNotAllowed => respond_error(out, &ApiError::method_not_allowed(), &rid),
+        Route::Health => {
+            respond(
+                out,
+                200,
+                &[
+                    ("content-type", "application/json".into()),
+                    ("x-request-id", rid),
+                ],
+                br#"{"status":"ok","tier":"edge"}"#.to_vec(),
+            )
+            .await
+        }
+        Route::NotFound => {
+            respond_error(
+                out,
+                &ApiError::not_found("No such route. See the API contract for the routes."),
+                &rid,
+            )
+            .await
+        }
+        Route::MethodNotAllowed => respond_error(out, &ApiError::method_not_allowed(), &rid).await,
         Route::Forward => {
             let body = if matches!(method, Method::Post) {
                 if !is_json(&req) {
-                    return respond_error(out, &ApiError::unsupported_media_type(), &rid);
+                    return respond_error(out, &ApiError::unsupported_media_type(), &rid).await;
                 }
                 match read_body(req, cfg.max_body_bytes).await {
                     Ok(b) => Some(b),
-                    Err(e) => return respond_error(out, &e, &rid),
+                    Err(e) => return respond_error(out, &e, &rid).await,
                 }
             } else {
                 None
@@ -206,15 +210,15 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         }
         Route::Speech => {
             if !is_json(&req) {
-                return respond_error(out, &ApiError::unsupported_media_type(), &rid);
+                return respond_error(out, &ApiError::unsupported_media_type(), &rid).await;
             }
             let body = match read_body(req, cfg.max_body_bytes).await {
                 Ok(b) => b,
-                Err(e) => return respond_error(out, &e, &rid),
+                Err(e) => return respond_error(out, &e, &rid).await,
             };
             let speech = match SpeechRequest::from_json(&body) {
                 Ok(s) => s,
-                Err(e) => return respond_error(out, &e, &rid),
+                Err(e) => return respond_error(out, &e, &rid).await,
             };
             let normalized =
                 kokoro_core::normalize::normalize(&speech.input, &speech.normalization);
@@ -233,7 +237,8 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                         ("x-request-id", rid),
                     ],
                     hit,
-                );
+                )
+                .await;
             }
             let store = cache::enabled().then_some(key);
             forward(
@@ -282,7 +287,7 @@ async fn forward(
                 "The speech backend is unreachable. Retry after the time given in Retry-After.",
             );
             let _ = e; // details stay inside the host's logs
-            return respond_error(out, &err, rid);
+            return respond_error(out, &err, rid).await;
         }
     };
     let status = resp.status();
@@ -295,7 +300,8 @@ async fn forward(
                 "The speech backend failed.",
             ),
             rid,
-        );
+        )
+        .await;
     }
     let upstream = resp.headers();
     let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
