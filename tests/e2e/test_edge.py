@@ -170,3 +170,16 @@ def test_cache_hits_survive_a_dead_backend(url, tmp_path):
         assert r.status_code == 503 and r.headers["retry-after"]
     finally:
         p.kill()
+
+
+def test_a_broken_store_degrades_to_pass_through(url, tmp_path):
+    not_a_dir = tmp_path / "kv"
+    not_a_dir.write_text("a file where the store's directory should be")
+    p, edge_url = start_edge("--backend-url", url, "--kv-dir", str(not_a_dir), component="edge-spin.wasm")
+    try:
+        for _ in range(2):
+            r = httpx.post(f"{edge_url}/v1/audio/speech", json={"input": "No store, no problem.", "stream": False}, timeout=60)
+            assert r.status_code == 200 and r.headers["x-cache"] == "miss"
+            assert len(r.content) > 2000
+    finally:
+        p.kill()
