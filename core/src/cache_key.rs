@@ -10,6 +10,25 @@ pub const PIPELINE_VERSION: u32 = 1;
 /// normalization (so spelling variants that normalize alike share an entry);
 /// `model_version` names the model and asset set (e.g. the model's sha256).
 pub fn cache_key(req: &SpeechRequest, normalized_text: &str, model_version: &str) -> String {
+    key(req, model_version, |field| {
+        field("text", normalized_text.as_bytes())
+    })
+}
+
+/// A key over the request as sent (raw input plus normalization switches), for a
+/// fast first lookup that skips normalization; it never equals a [`cache_key`].
+pub fn raw_cache_key(req: &SpeechRequest, model_version: &str) -> String {
+    key(req, model_version, |field| {
+        field("normalization", &req.normalization.bits().to_le_bytes());
+        field("input", req.input.as_bytes());
+    })
+}
+
+fn key(
+    req: &SpeechRequest,
+    model_version: &str,
+    text: impl FnOnce(&mut dyn FnMut(&str, &[u8])),
+) -> String {
     let mut h = Sha256::new();
     let mut field = |name: &str, value: &[u8]| {
         // Length-prefixed fields: no two different requests share a byte stream.
@@ -24,7 +43,7 @@ pub fn cache_key(req: &SpeechRequest, normalized_text: &str, model_version: &str
     field("format", req.format.as_str().as_bytes());
     field("lang", req.lang.tag().as_bytes());
     field("stream", &[u8::from(req.stream), req.stream_format as u8]);
-    field("text", normalized_text.as_bytes());
+    text(&mut field);
     let digest = h.finalize();
     let mut hex = String::with_capacity(64);
     for b in digest {
@@ -69,5 +88,12 @@ mod tests {
         }
         let r = SpeechRequest::from_value(&json!({"input": "x"})).unwrap();
         assert_ne!(cache_key(&r, "x", "m1"), cache_key(&r, "x", "m2"));
+        // Raw keys live apart from normalized ones and track the normalization switches.
+        assert_ne!(raw_cache_key(&r, "m1"), cache_key(&r, "x", "m1"));
+        let off =
+            SpeechRequest::from_value(&json!({"input": "x", "normalization": {"numbers": false}}))
+                .unwrap();
+        assert_ne!(raw_cache_key(&r, "m1"), raw_cache_key(&off, "m1"));
+        assert_eq!(raw_cache_key(&r, "m1"), raw_cache_key(&r, "m1"));
     }
 }

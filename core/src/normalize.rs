@@ -501,13 +501,19 @@ fn abbreviation(c: &Captures, hay: &str) -> String {
 }
 
 /// Run one pass if enabled; `f` returns `None` to leave a match as it was.
+///
+/// Takes the `LazyLock` itself: a disabled pass must not force (compile) its regex.
 fn pass<'t>(
     on: bool,
     text: Cow<'t, str>,
-    re: &Regex,
+    re: &LazyLock<Regex>,
     mut f: impl FnMut(&Captures, &str) -> Option<String>,
 ) -> Cow<'t, str> {
-    if !on || !re.is_match(&text) {
+    if !on {
+        return text;
+    }
+    let re: &Regex = re;
+    if !re.is_match(&text) {
         return text;
     }
     let hay: &str = &text;
@@ -523,7 +529,7 @@ const TLD_MARKS: [&str; 21] = [
 ];
 const ABBREV_MARKS: [&str; 20] = [
     "Dr.", "Mr.", "Mrs.", "Ms.", "Prof.", "St.", "Jr.", "Sr.", "Mt.", "Ave.", "Blvd.", "Inc.",
-    "Ltd.", "Corp.", "approx.", "vs.", "etc.", "e.g.", "i.e.", " & ",
+    "Ltd.", "Corp.", "approx.", "vs.", "etc.", "e.g.", "i.e.", "&",
 ];
 
 /// Normalize `text` for speech according to `opts`.
@@ -536,19 +542,32 @@ pub fn normalize<'t>(text: &'t str, opts: &NormalizeOptions) -> Cow<'t, str> {
         return Cow::Borrowed(text);
     }
     let has_digit = text.bytes().any(|b| b.is_ascii_digit());
-    let lower_www = text.contains("www.") || text.contains("WWW.");
+    // The URL pattern is case-insensitive, so its prefilter is too.
+    let url_like = || {
+        let lower = text.to_ascii_lowercase();
+        lower.contains("www.") || TLD_MARKS.iter().any(|m| lower.contains(m))
+    };
+    let n_digits = text.bytes().filter(u8::is_ascii_digit).count();
+    let has = |cs: &[char]| text.contains(cs);
+    let month = || MONTHS.iter().any(|m| text.contains(&m[..3]));
+    let ampm = || {
+        let b = text.as_bytes();
+        b.windows(2).any(|w| {
+            matches!(w[0], b'a' | b'A' | b'p' | b'P') && matches!(w[1], b'm' | b'M' | b'.')
+        })
+    };
     let opts = &NormalizeOptions {
-        urls: opts.urls && (lower_www || TLD_MARKS.iter().any(|m| text.contains(m))),
+        urls: opts.urls && url_like(),
         emails: opts.emails && text.contains('@'),
-        phone_numbers: opts.phone_numbers && has_digit,
-        dates: opts.dates && has_digit,
-        times: opts.times && has_digit,
-        money: opts.money && has_digit,
-        percentages: opts.percentages && has_digit,
+        phone_numbers: opts.phone_numbers && n_digits >= 5,
+        dates: opts.dates && has_digit && (has(&['-', '/']) || month()),
+        times: opts.times && has_digit && (text.contains(':') || ampm()),
+        money: opts.money && has_digit && has(&['$', '£', '€', '¥']),
+        percentages: opts.percentages && has_digit && text.contains('%'),
         units: opts.units && has_digit,
         years: opts.years && has_digit,
         ordinals: opts.ordinals && has_digit,
-        decimals: opts.decimals && has_digit,
+        decimals: opts.decimals && has_digit && text.contains('.'),
         numbers: opts.numbers && has_digit,
         abbreviations: opts.abbreviations && ABBREV_MARKS.iter().any(|m| text.contains(m)),
         ..*opts
@@ -789,6 +808,36 @@ mod tests {
         ];
         for (i, w) in cases {
             check(i, w);
+        }
+    }
+
+    #[test]
+    fn prefilter_agrees_with_every_pass_on_edge_cases() {
+        let o = NormalizeOptions::default();
+        for s in [
+            "+1 23 45",
+            "call +44 20 7946",
+            "http://localhost:8080",
+            "A.iO",
+            "WWW.X.COM",
+            "a\t&\nb",
+            "7 a.m.",
+            "7 PM",
+            "3:30",
+            "Sept 5",
+            "5 June 2020",
+            "1/2/2003",
+            "2020-01-02",
+            "€3",
+            "¥9",
+            "50%",
+            "1.5",
+            "Dr. Who",
+            "e.g. x",
+            "plain words only.",
+            "",
+        ] {
+            assert_eq!(normalize(s, &o), run_passes(s, &o), "{s:?}");
         }
     }
 

@@ -220,10 +220,24 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                 Ok(s) => s,
                 Err(e) => return respond_error(out, &e, &rid).await,
             };
-            let normalized =
-                kokoro_core::normalize::normalize(&speech.input, &speech.normalization);
-            let key = kokoro_core::cache_key::cache_key(&speech, &normalized, &cfg.model_version);
-            if let Some(hit) = cache::get(&key) {
+            // Two keys: the request as sent (a repeat skips normalization, whose regexes
+            // would be compiled afresh in every instance), then the normalized request
+            // ("5" and "five" share an entry). Fills go under both.
+            let raw_key = kokoro_core::cache_key::raw_cache_key(&speech, &cfg.model_version);
+            let mut keys = vec![raw_key.clone()];
+            let mut hit = cache::get(&raw_key);
+            if hit.is_none() && cache::enabled() {
+                let normalized =
+                    kokoro_core::normalize::normalize(&speech.input, &speech.normalization);
+                let key =
+                    kokoro_core::cache_key::cache_key(&speech, &normalized, &cfg.model_version);
+                hit = cache::get(&key);
+                if let Some(h) = &hit {
+                    cache::put(&raw_key, h, cfg.cache_ttl_secs);
+                }
+                keys.push(key);
+            }
+            if let Some(hit) = hit {
                 return respond(
                     out,
                     200,
@@ -240,7 +254,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                 )
                 .await;
             }
-            let store = cache::enabled().then_some(key);
+            let store = cache::enabled().then_some(keys);
             forward(
                 &cfg,
                 Method::Post,
@@ -255,7 +269,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     }
 }
 
-/// Forward to the backend and stream its answer back; with `cache_key`, tee a
+/// Forward to the backend and stream its answer back; with `cache_keys`, tee a
 /// complete 200 body into the cache (up to the configured size).
 async fn forward(
     cfg: &Config,
@@ -264,7 +278,7 @@ async fn forward(
     body: Option<Vec<u8>>,
     out: ResponseOutparam,
     rid: &str,
-    cache_key: Option<String>,
+    cache_keys: Option<Vec<String>>,
 ) {
     let url = format!(
         "{}{}",
@@ -328,7 +342,7 @@ async fn forward(
     out.set(outgoing);
     let mut stream = resp.take_body_stream();
     let mut tee = (status == 200)
-        .then(|| cache_key.map(|k| (k, Vec::new())))
+        .then(|| cache_keys.map(|k| (k, Vec::new())))
         .flatten();
     let mut complete = true;
     while let Some(chunk) = stream.next().await {
@@ -348,8 +362,10 @@ async fn forward(
             break;
         }
     }
-    if complete && let Some((k, buf)) = tee {
-        cache::put(&k, &buf, cfg.cache_ttl_secs);
+    if complete && let Some((keys, buf)) = tee {
+        for k in &keys {
+            cache::put(k, &buf, cfg.cache_ttl_secs);
+        }
     }
 }
 
