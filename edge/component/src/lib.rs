@@ -96,17 +96,15 @@ async fn respond_error(out: ResponseOutparam, e: &ApiError, request_id: &str) {
 fn request_id(req: &IncomingRequest) -> String {
     header(&req.headers(), "x-request-id")
         .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or_else(|| format!("edge-{:016x}", random_u64()))
+        .unwrap_or_else(|| format!("edge-{:016x}", clock_id()))
 }
 
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    // wasi:random backs this on wasm32-wasip2.
-    let _ = std::io::Read::read_exact(&mut std::io::repeat(0), &mut b);
-    let t = std::time::SystemTime::now()
+/// Request ids for requests that bring none: wall-clock nanoseconds (unique enough for
+/// log correlation; no randomness is needed).
+fn clock_id() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    t ^ u64::from_le_bytes(b)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Constant-time check of the presented key against every configured key.
