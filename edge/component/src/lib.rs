@@ -24,13 +24,7 @@ use spin_sdk::http::{
     Fields, IncomingRequest, IncomingResponse, Method, OutgoingResponse, Request, ResponseOutparam,
 };
 
-const FORWARDED_ROUTES: [&str; 5] = [
-    "/v1/models",
-    "/v1/audio/voices",
-    "/status",
-    "/metrics",
-    "/dev/phonemize",
-];
+const FORWARDED_ROUTES: [&str; 4] = ["/v1/models", "/v1/audio/voices", "/status", "/metrics"];
 
 #[derive(Debug, PartialEq)]
 enum Route {

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use http_body_util::BodyExt;
 use hyper::server::conn::http1;
+use kokoro_core::{ApiError, ErrorKind};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -194,35 +195,32 @@ struct Server {
     timeout: Duration,
 }
 
-fn error_response(status: u16, code: &str, message: &str) -> hyper::Response<HyperOutgoingBody> {
-    let body = format!(
-        r#"{{"error":{{"message":"{message}","type":"server_error","param":null,"code":"{code}"}}}}"#
-    );
-    let body = http_body_util::Full::new(bytes_of(body))
+/// The contract's error envelope (from `kokoro-core`, as everywhere else); Retry-After
+/// only on retryable kinds.
+fn error_response(e: &ApiError) -> hyper::Response<HyperOutgoingBody> {
+    let body = http_body_util::Full::new(hyper::body::Bytes::from(e.to_json()))
         .map_err(|never| match never {})
         .boxed_unsync();
     let mut resp = hyper::Response::new(body);
     *resp.status_mut() =
-        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        hyper::StatusCode::from_u16(e.status()).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
     h.insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
     );
-    h.insert(
-        hyper::header::RETRY_AFTER,
-        hyper::header::HeaderValue::from_static("1"),
-    );
+    if e.kind.is_retryable() {
+        h.insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("1"),
+        );
+    }
     resp
 }
 
 /// wasmtime 48 has its own error type; bring it into anyhow at the boundary.
 fn w<T>(r: wasmtime::Result<T>) -> Result<T> {
     r.map_err(|e| anyhow::anyhow!("{e:?}"))
-}
-
-fn bytes_of(s: String) -> hyper::body::Bytes {
-    hyper::body::Bytes::from(s)
 }
 
 impl Server {
@@ -270,11 +268,11 @@ impl Server {
             Ok(Ok(Ok(resp))) => Ok(resp),
             Ok(Ok(Err(e))) => {
                 tracing::error!(error = ?e, "component returned an error");
-                Ok(error_response(
-                    502,
+                Ok(error_response(&ApiError::new(
+                    ErrorKind::BadGateway,
                     "upstream_error",
                     "The edge component failed.",
-                ))
+                )))
             }
             Ok(Err(_)) => {
                 let detail = match task.await {
@@ -283,19 +281,15 @@ impl Server {
                     Err(e) => format!("{e:?}"),
                 };
                 tracing::error!(detail, "component trapped");
-                Ok(error_response(
-                    500,
-                    "internal_error",
-                    "The edge component failed. See the host logs.",
-                ))
+                Ok(error_response(&ApiError::internal()))
             }
             Err(_) => {
                 task.abort();
-                Ok(error_response(
-                    504,
+                Ok(error_response(&ApiError::new(
+                    ErrorKind::GatewayTimeout,
                     "upstream_timeout",
                     "The edge did not answer in time.",
-                ))
+                )))
             }
         }
     }
