@@ -16,8 +16,11 @@ E2E_ADDR ?= 127.0.0.1:18880
 BACKEND := target/debug/kokoro-backend
 EDGE := target/debug/kokoro-edge
 E2E_EDGE_ADDR ?= 127.0.0.1:13000
+E2E_NN_ADDR ?= 127.0.0.1:13100
+ASSETS_DIR ?= $(or $(KOKORO_ASSETS_DIR),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/kokoro-edge,$(HOME)/.cache/kokoro-edge))
+NN_MODEL := $(ASSETS_DIR)/kokoro-v1.0.int8-fconv.onnx
 
-.PHONY: up test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench
+.PHONY: up up-wasi-nn test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench
 
 setup: toolchain sysdeps assets pydeps
 
@@ -56,6 +59,11 @@ up: setup build
 	echo "backend: http://127.0.0.1:8880   edge: http://127.0.0.1:3000"; \
 	$(EDGE) --listen 127.0.0.1:3000 --backend-url http://127.0.0.1:8880
 
+# The wasi-nn edge alone on 127.0.0.1:3000: the component synthesizes wav/pcm/flac
+# itself through wasi:nn (the host loads the model once); no backend runs.
+up-wasi-nn: setup build
+	$(EDGE) --listen 127.0.0.1:3000 --component target/edge-nn.wasm --nn-model $(NN_MODEL)
+
 fmt-check:
 	$(CARGO) fmt --all --check
 
@@ -73,16 +81,21 @@ wasm: toolchain
 	$(CARGO) clippy -p kokoro-edge-component --target wasm32-wasip2 --features spin -- -D warnings
 	$(CARGO) build -p kokoro-edge-component --target wasm32-wasip2 --features spin
 	cp target/wasm32-wasip2/debug/kokoro_edge_component.wasm target/edge-spin.wasm
+	$(CARGO) clippy -p kokoro-edge-component --target wasm32-wasip2 --features wasi-nn -- -D warnings
+	$(CARGO) build -p kokoro-edge-component --target wasm32-wasip2 --features wasi-nn
+	cp target/wasm32-wasip2/debug/kokoro_edge_component.wasm target/edge-nn.wasm
 
 # Start the real backend on a test port, run the Python end-to-end suite, stop it.
 e2e: build pydeps
 	@$(BACKEND) serve --listen $(E2E_ADDR) > target/e2e-backend.log 2>&1 & echo $$! > target/e2e-backend.pid; \
 	$(EDGE) --listen $(E2E_EDGE_ADDR) --backend-url http://$(E2E_ADDR) --kv-memory > target/e2e-edge.log 2>&1 & echo $$! > target/e2e-edge.pid; \
-	trap 'kill $$(cat target/e2e-backend.pid) $$(cat target/e2e-edge.pid) 2>/dev/null || true' EXIT; \
-	for i in $$(seq 1 120); do curl -sf http://$(E2E_ADDR)/health >/dev/null && curl -sf http://$(E2E_EDGE_ADDR)/health >/dev/null && break; sleep 0.5; done; \
+	$(EDGE) --listen $(E2E_NN_ADDR) --component target/edge-nn.wasm --nn-model $(NN_MODEL) --backend-url http://127.0.0.1:9 > target/e2e-nn.log 2>&1 & echo $$! > target/e2e-nn.pid; \
+	trap 'kill $$(cat target/e2e-backend.pid) $$(cat target/e2e-edge.pid) $$(cat target/e2e-nn.pid) 2>/dev/null || true' EXIT; \
+	for i in $$(seq 1 120); do curl -sf http://$(E2E_ADDR)/health >/dev/null && curl -sf http://$(E2E_EDGE_ADDR)/health >/dev/null && curl -sf http://$(E2E_NN_ADDR)/health >/dev/null && break; sleep 0.5; done; \
 	curl -sf http://$(E2E_ADDR)/health >/dev/null || { cat target/e2e-backend.log; exit 1; }; \
 	curl -sf http://$(E2E_EDGE_ADDR)/health >/dev/null || { cat target/e2e-edge.log; exit 1; }; \
-	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) $(VENV)/bin/python -m pytest -q tests/e2e
+	curl -sf http://$(E2E_NN_ADDR)/health >/dev/null || { cat target/e2e-nn.log; exit 1; }; \
+	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) KOKORO_NN_URL=http://$(E2E_NN_ADDR) $(VENV)/bin/python -m pytest -q tests/e2e
 
 test: setup fmt-check clippy wasm build unit e2e
 	@echo "make test: all checks passed"

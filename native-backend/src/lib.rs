@@ -3,15 +3,15 @@
 //! - [`config`]: flags and the validated [`config::Config`].
 //! - [`engine`]: worker threads owning ONNX sessions, the bounded queue, the
 //!   per-request pipeline ([`engine::run`]).
-//! - [`g2p`]: text to phonemes (misaki-rs; espeak-ng behind a feature).
-//! - [`audio`]: loudness normalization and encoders.
+//! - [`g2p`]: text to phonemes (misaki-rs; espeak-ng behind a feature), from `kokoro-synth`.
+//! - [`audio`]: loudness normalization (`kokoro-synth`) and encoders.
 //! - [`http`]: the axum router ([`http::app`]).
 //! - [`metrics`]: Prometheus metrics.
 
 pub mod audio;
 pub mod config;
 pub mod engine;
-pub mod g2p;
+pub use kokoro_synth::g2p;
 pub mod http;
 pub mod metrics;
 
@@ -54,7 +54,7 @@ pub fn start_engine(
     let model_cfg = cfg.clone();
     let factory: engine::ModelFactory = Arc::new(move || {
         engine::model::OrtModel::load(&model_cfg)
-            .map(|m| Box::new(m) as Box<dyn engine::model::Model>)
+            .map(|m| Box::new(m) as Box<dyn engine::model::Model + Send>)
     });
     engine::Engine::start(cfg.clone(), voices, vocab, metrics, queue_capacity, factory)
 }

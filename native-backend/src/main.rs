@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use kokoro_backend::config::{EngineArgs, ServeArgs};
-use kokoro_backend::engine::{self, Event, Post};
+use kokoro_backend::engine::{self, Event};
 use kokoro_backend::http::{AppState, app};
 use kokoro_backend::metrics::Metrics;
 use std::io::Write;
@@ -150,7 +150,7 @@ async fn say(args: SayArgs) -> Result<()> {
     let engine = tokio::task::spawn_blocking(move || kokoro_backend::start_engine(&c, 4, metrics))
         .await?
         .map_err(anyhow::Error::msg)?;
-    let post = Post::new(&cfg, Some(req.format)).map_err(anyhow::Error::msg)?;
+    let post = engine::post(&cfg, Some(req.format)).map_err(anyhow::Error::msg)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
     tokio::spawn(engine::run(
         engine,

@@ -8,6 +8,15 @@ pub struct Config {
     pub cache_max_entry_bytes: usize,
     pub cache_ttl_secs: u64,
     pub model_version: String,
+    /// wasi-nn graph name (`load-by-name`); empty: inference is not done here.
+    #[cfg(feature = "wasi-nn")]
+    pub nn_graph: String,
+    /// Preopened directory with `vocab.json` and `voices/`.
+    #[cfg(feature = "wasi-nn")]
+    pub nn_assets: String,
+    /// Forward what cannot be synthesized here (mp3/opus/aac, SSE) to the backend.
+    #[cfg(feature = "wasi-nn")]
+    pub nn_forward: bool,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -46,6 +55,12 @@ impl Config {
             cache_ttl_secs: number("kokoro_cache_ttl_secs", 86_400),
             model_version: var("kokoro_model_version")
                 .unwrap_or_else(kokoro_core::assets::default_model_version),
+            #[cfg(feature = "wasi-nn")]
+            nn_graph: var("kokoro_nn_graph").unwrap_or_default(),
+            #[cfg(feature = "wasi-nn")]
+            nn_assets: var("kokoro_nn_assets").unwrap_or_else(|| "/assets".into()),
+            #[cfg(feature = "wasi-nn")]
+            nn_forward: var("kokoro_nn_forward").is_some_and(|v| v == "1" || v == "true"),
         }
     }
 }

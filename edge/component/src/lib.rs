@@ -6,6 +6,9 @@
 //! otherwise forward to the native backend, streaming the body through and
 //! teeing complete responses into the cache.
 //!
+//! With the `wasi-nn` feature and `KOKORO_NN_GRAPH` set, speech in wav/pcm/flac is
+//! synthesized in the component itself through `wasi:nn` (see [`nn`]).
+//!
 //! Configuration: environment variables (`KOKORO_BACKEND_URL`, `KOKORO_API_KEYS`,
 //! `KOKORO_BACKEND_API_KEY`, `KOKORO_CACHE_MAX_BYTES`, `KOKORO_MAX_BODY_BYTES`); with
 //! the `spin` feature, Spin variables of the same names in lower case take precedence.
@@ -16,6 +19,8 @@
 
 mod cache;
 mod config;
+#[cfg(feature = "wasi-nn")]
+mod nn;
 
 use config::Config;
 use futures::{SinkExt, StreamExt};
@@ -245,6 +250,15 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                     hit,
                 )
                 .await;
+            }
+            #[cfg(feature = "wasi-nn")]
+            if !cfg.nn_graph.is_empty() {
+                if nn::handles(&speech) {
+                    return nn::speech(&cfg, speech, out, &rid).await;
+                }
+                if !cfg.nn_forward {
+                    return respond_error(out, &nn::unsupported(&speech), &rid).await;
+                }
             }
             let store = cache::enabled().then_some(keys);
             forward(

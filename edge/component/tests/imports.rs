@@ -1,7 +1,8 @@
 //! The built component imports exactly what its manifests promise: the default
 //! build only `wasi:*` (runs under `wasmtime serve`, Spin and our host); the `spin`
 //! build adds Spin's key-value store and variables (what `spin.toml` grants).
-//! `make wasm` builds both into `target/edge-wasi.wasm` and `target/edge-spin.wasm`.
+//! The `wasi-nn` build adds `wasi:nn` and read-only files (the assets preopen).
+//! `make wasm` builds all three into `target/edge-{wasi,spin,nn}.wasm`.
 
 use std::collections::BTreeSet;
 use wasmparser::{Parser, Payload};
@@ -85,4 +86,35 @@ fn spin_build_adds_exactly_key_value_and_variables() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../spin.toml")).unwrap();
     assert!(manifest.contains("key_value_stores = [\"default\"]"));
     assert!(manifest.contains("allowed_outbound_hosts = [\"http://127.0.0.1:8880\"]"));
+}
+
+#[test]
+fn wasi_nn_build_adds_wasi_nn_and_read_only_files_but_no_spin() {
+    let (imports, exports) = interfaces("edge-nn.wasm");
+    for want in [
+        "wasi:nn/graph@0.2.0-rc-2024-10-28",
+        "wasi:nn/inference@0.2.0-rc-2024-10-28",
+        "wasi:nn/tensor@0.2.0-rc-2024-10-28",
+    ] {
+        assert!(imports.contains(want), "{want} missing from {imports:?}");
+    }
+    // Voice packs and the vocabulary come from the preopened assets directory.
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("wasi:filesystem/preopens@0.2.")),
+        "{imports:?}"
+    );
+    assert!(
+        !imports
+            .iter()
+            .any(|i| i.starts_with("fermyon:") || i.starts_with("wasi:sockets")),
+        "{imports:?}"
+    );
+    assert!(
+        exports
+            .iter()
+            .any(|e| e.starts_with("wasi:http/incoming-handler@0.2.")),
+        "{exports:?}"
+    );
 }

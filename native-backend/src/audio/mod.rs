@@ -1,4 +1,5 @@
-//! Audio post-processing: loudness normalization and encoders.
+//! Audio post-processing: loudness normalization (shared, from `kokoro-synth`) and
+//! encoders (wav/pcm/flac shared; mp3/opus/aac native).
 
 pub mod encode;
-pub mod loudness;
+pub use kokoro_synth::loudness;

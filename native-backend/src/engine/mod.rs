@@ -8,29 +8,21 @@
 //! A job whose requester has gone (client disconnected) is skipped by the worker.
 
 pub mod model;
-pub mod voices;
+pub use kokoro_synth::voices;
 
-use crate::audio::{encode, loudness::Loudness};
+use crate::audio::encode;
 use crate::config::EngineConfig;
 use crate::g2p;
 use crate::metrics::Metrics;
-use kokoro_core::chunk::{MAX_PHONEME_IDS, chunk_text, split_phonemes};
-
-/// Phoneme ids per inference call. The model takes up to 510, but activation
-/// memory grows with the audio length; 256 ids (~15 s of speech) keeps the
-/// per-call arena bounded (see ARCHITECTURE.md, memory).
-pub const IDS_PER_CALL: usize = 256;
-const _: () = assert!(IDS_PER_CALL <= MAX_PHONEME_IDS);
-use kokoro_core::markup::{Segment, segments};
-use kokoro_core::normalize::normalize;
 use kokoro_core::vocab::Vocab;
 use kokoro_core::voice::VoiceBlend;
-use kokoro_core::{ApiError, ErrorKind, Lang, SAMPLE_RATE, SpeechRequest};
+use kokoro_core::{ApiError, ErrorKind, Lang};
+pub use kokoro_synth::{IDS_PER_CALL, Piece, plan, sanitize};
+use kokoro_synth::{SynthError, Tables};
 use model::Model;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::sync::oneshot;
 use voices::VoiceStore;
 
@@ -102,7 +94,7 @@ pub struct Engine {
 }
 
 /// Builds one model per worker, on that worker's thread.
-pub type ModelFactory = Arc<dyn Fn() -> Result<Box<dyn Model>, String> + Send + Sync>;
+pub type ModelFactory = Arc<dyn Fn() -> Result<Box<dyn Model + Send>, String> + Send + Sync>;
 
 impl Engine {
     /// Start the workers; returns once every worker has loaded its model and run a
@@ -276,141 +268,46 @@ fn run_job(
             g2p::G2pError::Failed(m) => EngineError::Failed(m),
         })?,
     };
-    for (name, _) in job.voice.terms() {
-        if !voices.contains(name) {
-            return Err(EngineError::VoiceMissing((*name).to_string()));
-        }
-    }
-    let mut audio = Vec::new();
-    for piece in split_phonemes(&phonemes, IDS_PER_CALL) {
-        let (ids, _) = vocab.encode_padded(piece);
-        if ids.len() <= 2 {
-            continue;
-        }
-        if job.reply.is_closed() {
-            return Err(EngineError::Failed("cancelled".into()));
-        }
-        let style = voices
-            .style(&job.voice, ids.len() - 2)
-            .map_err(EngineError::VoiceMissing)?;
-        let t = Instant::now();
-        let mut out = model
-            .infer(&ids, &style, job.speed)
-            .map_err(EngineError::Failed)?;
-        metrics.record_inference(t.elapsed().as_secs_f64());
-        // The Kokoro graph sometimes ends an utterance with NaN/inf samples (seen in
-        // the last ~0.1 s for some lengths, int8 and float alike). Zero them: they
-        // would crash LAME's assertions and poison loudness measurement.
-        let bad = sanitize(&mut out);
-        if bad > 0 {
-            metrics
-                .nonfinite_samples
-                .fetch_add(bad as u64, Ordering::Relaxed);
-            tracing::debug!(bad, "model produced non-finite samples; zeroed");
-        }
-        audio.extend(out);
+    let tables = Tables { vocab, voices };
+    let cancelled = || job.reply.is_closed();
+    let (audio, stats) = kokoro_synth::synthesize(
+        model,
+        &phonemes,
+        &job.voice,
+        job.speed,
+        tables,
+        &cancelled,
+        &mut |secs| metrics.record_inference(secs),
+    )
+    .map_err(|e| match e {
+        SynthError::VoiceMissing(v) => EngineError::VoiceMissing(v),
+        SynthError::Cancelled => EngineError::Failed("cancelled".into()),
+        SynthError::Failed(m) => EngineError::Failed(m),
+    })?;
+    if stats.nonfinite > 0 {
+        metrics
+            .nonfinite_samples
+            .fetch_add(stats.nonfinite as u64, Ordering::Relaxed);
+        tracing::debug!(
+            bad = stats.nonfinite,
+            "model produced non-finite samples; zeroed"
+        );
     }
     metrics.chunks.fetch_add(1, Ordering::Relaxed);
     Ok(Synth { audio, phonemes })
 }
 
-/// Replace non-finite samples with silence; returns how many there were.
-pub fn sanitize(audio: &mut [f32]) -> usize {
-    let mut bad = 0;
-    for s in audio.iter_mut().filter(|s| !s.is_finite()) {
-        *s = 0.0;
-        bad += 1;
-    }
-    bad
-}
-
-/// A planned piece of output.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Piece {
-    Text(String),
-    Silence(usize),
-}
-
-/// Split a request into pieces: pauses, then normalized text in chunks.
-pub fn plan(
-    req: &SpeechRequest,
-    chunk: &kokoro_core::chunk::ChunkOptions,
-) -> Result<Vec<Piece>, ApiError> {
-    let mut pieces = Vec::new();
-    let mut first = true;
-    for seg in segments(&req.input) {
-        match seg {
-            Segment::Pause(secs) => {
-                pieces.push(Piece::Silence((secs * SAMPLE_RATE as f32) as usize));
-            }
-            Segment::Text(t) => {
-                let text = normalize(t, &req.normalization);
-                // Only the first text segment gets the small first window.
-                let opts = if first {
-                    *chunk
-                } else {
-                    kokoro_core::chunk::ChunkOptions {
-                        first_max_chars: chunk.max_chars,
-                        ..*chunk
-                    }
-                };
-                for r in chunk_text(&text, &opts) {
-                    let c = text[r].trim();
-                    if c.chars().any(char::is_alphanumeric) || c.contains('[') {
-                        pieces.push(Piece::Text(c.to_string()));
-                        first = false;
-                    }
-                }
-            }
-        }
-    }
-    if !pieces.iter().any(|p| matches!(p, Piece::Text(_))) {
-        return Err(ApiError::new(
-            ErrorKind::Unprocessable,
-            "no_speakable_text",
-            "'input' contains nothing that can be spoken.",
-        )
-        .with_param("input"));
-    }
-    Ok(pieces)
-}
-
-/// Per-request post-processing state: loudness and encoder, moved to a blocking
+/// Per-request post-processing state (loudness, encoder), moved to a blocking
 /// thread for each chunk.
-pub struct Post {
-    loudness: Loudness,
-    encoder: Option<Box<dyn encode::Encoder>>,
-}
+pub type Post = kokoro_synth::Post;
 
-impl Post {
-    pub fn new(
-        cfg: &EngineConfig,
-        format: Option<kokoro_core::AudioFormat>,
-    ) -> Result<Self, String> {
-        Ok(Self {
-            loudness: Loudness::new(cfg.target_lufs, cfg.true_peak_dbtp)?,
-            encoder: format.map(|f| encode::encoder(f, None)).transpose()?,
-        })
-    }
-
-    /// Normalize `audio`; with an encoder, return its encoded bytes.
-    pub fn chunk(&mut self, audio: &mut [f32]) -> Result<Vec<u8>, String> {
-        sanitize(audio);
-        self.loudness.process(audio);
-        let mut out = Vec::new();
-        if let Some(e) = &mut self.encoder {
-            e.encode(audio, &mut out)?;
-        }
-        Ok(out)
-    }
-
-    pub fn finish(&mut self) -> Result<Vec<u8>, String> {
-        let mut out = Vec::new();
-        if let Some(e) = &mut self.encoder {
-            e.finish(&mut out)?;
-        }
-        Ok(out)
-    }
+/// Post-processing for `format` (`None`: normalize only) with the engine's loudness target.
+pub fn post(cfg: &EngineConfig, format: Option<kokoro_core::AudioFormat>) -> Result<Post, String> {
+    Post::new(
+        cfg.target_lufs,
+        cfg.true_peak_dbtp,
+        format.map(|f| encode::encoder(f, None)).transpose()?,
+    )
 }
 
 /// What the pipeline yields, in order.
@@ -530,42 +427,4 @@ pub async fn run(
     let _ = tx
         .send(tail.map(|bytes| Event::End { bytes, phonemes }))
         .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn req(body: serde_json::Value) -> SpeechRequest {
-        SpeechRequest::from_value(&body).unwrap()
-    }
-
-    #[test]
-    fn plan_splits_pauses_normalizes_and_keeps_first_chunk_small() {
-        let opts = kokoro_core::chunk::ChunkOptions {
-            first_max_chars: 30,
-            max_chars: 120,
-            min_chars: 5,
-        };
-        let p = plan(&req(json!({"input": "It costs $5. [pause:0.5s] Then we go home and sleep for a long long while, friends."})), &opts).unwrap();
-        assert_eq!(p[0], Piece::Text("It costs five dollars.".into()));
-        assert_eq!(p[1], Piece::Silence(12_000));
-        assert!(matches!(&p[2], Piece::Text(t) if t.starts_with("Then we go home")));
-        let long = "word ".repeat(100);
-        let p = plan(&req(json!({"input": long})), &opts).unwrap();
-        assert!(matches!(&p[0], Piece::Text(t) if t.chars().count() <= 30));
-        assert!(p.len() > 3);
-        let e = plan(&req(json!({"input": "... !!! [pause:1s]"})), &opts).unwrap_err();
-        assert_eq!((e.status(), e.code), (422, "no_speakable_text"));
-    }
-
-    #[test]
-    fn sanitize_and_post_survive_non_finite_audio() {
-        let mut a = vec![0.1, f32::NAN, f32::INFINITY, -0.2];
-        assert_eq!(sanitize(&mut a), 2);
-        assert!(a.iter().all(|s| s.is_finite()));
-        let cfg_lufs = Loudness::new(-16.0, -1.0).is_ok();
-        assert!(cfg_lufs);
-    }
 }

@@ -11,11 +11,9 @@ use ort::tensor::TensorElementType;
 use ort::value::{Tensor, ValueType};
 use std::sync::OnceLock;
 
-/// Anything that turns padded ids into audio. The real one is [`OrtModel`]; tests
-/// may use a fake.
-pub trait Model: Send {
-    fn infer(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, String>;
-}
+/// Anything that turns padded ids into audio (shared with the wasi-nn edge). The
+/// real one here is [`OrtModel`].
+pub use kokoro_synth::Model;
 
 static ORT_INIT: OnceLock<Result<(), String>> = OnceLock::new();
 

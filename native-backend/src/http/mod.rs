@@ -7,7 +7,7 @@
 pub mod error;
 pub mod middleware;
 
-use crate::engine::{self, Engine, EngineError, Event, JobInput, Post};
+use crate::engine::{self, Engine, EngineError, Event, JobInput};
 use crate::metrics::Metrics;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
@@ -150,7 +150,7 @@ async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Respons
     let permit = admit(&state)?;
     let sse = req.stream_format == StreamFormat::Sse;
     // Non-streaming responses are encoded whole at the end (exact WAV sizes).
-    let post = Post::new(state.engine.config(), req.stream.then_some(req.format))
+    let post = engine::post(state.engine.config(), req.stream.then_some(req.format))
         .map_err(|e| internal(&e))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let metrics = state.metrics.clone();
@@ -480,7 +480,7 @@ async fn generate_from_phonemes(
     let cfg = state.engine.config().clone();
     let bytes = tokio::task::spawn_blocking(move || {
         let mut audio = synth.audio;
-        let mut post = Post::new(&cfg, None)?;
+        let mut post = engine::post(&cfg, None)?;
         post.chunk(&mut audio)?;
         crate::audio::encode::encode_all(kokoro_core::AudioFormat::Wav, &audio)
     })

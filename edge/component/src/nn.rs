@@ -1,0 +1,356 @@
+//! Speech synthesized inside the component (feature `wasi-nn`): G2P with misaki-rs,
+//! planning, style vectors and post-processing from `kokoro-synth` (the same code
+//! the native backend runs), inference through `wasi:nn` (`load-by-name`, then
+//! `compute` with named tensors), wav / pcm / flac encoded in Rust, streamed chunk
+//! by chunk.
+//!
+//! Voice packs and the vocabulary come from a read-only preopened directory
+//! (`KOKORO_NN_ASSETS`, default `/assets`), read once per instance: hosts that keep
+//! instances warm (the local host does, in wasi-nn mode) pay it once.
+//!
+//! Formats that need native encoders (mp3, opus, aac) and SSE framing are forwarded
+//! to the backend when `KOKORO_NN_FORWARD=1`, otherwise refused with
+//! `unsupported_format`: never silently changed.
+
+use crate::config::Config;
+use futures::SinkExt;
+use kokoro_core::vocab::Vocab;
+use kokoro_core::{ApiError, AudioFormat, ErrorKind, SAMPLE_RATE, SpeechRequest, StreamFormat};
+use kokoro_synth::voices::VoiceStore;
+use kokoro_synth::{Model, Piece, Post, SynthError, Tables};
+use spin_sdk::http::{Fields, OutgoingResponse, ResponseOutparam};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/deps/wasi-nn@0.2.0-rc-2024-10-28",
+        world: "wasi:nn/ml",
+    });
+}
+
+use bindings::wasi::nn::{graph, inference, tensor};
+
+/// The loudness the backend targets by default (the same `Post` code runs here).
+const TARGET_LUFS: f64 = -16.0;
+const TRUE_PEAK_DBTP: f64 = -1.0;
+
+/// The backend's default chunk windows (small first chunk: fast first audio).
+const CHUNK: kokoro_core::chunk::ChunkOptions = kokoro_core::chunk::ChunkOptions {
+    first_max_chars: 24,
+    max_chars: 240,
+    min_chars: 10,
+};
+
+struct Assets {
+    vocab: Vocab,
+    voices: VoiceStore,
+}
+
+static ASSETS: OnceLock<Result<Assets, String>> = OnceLock::new();
+
+fn assets(dir: &str) -> Result<&'static Assets, String> {
+    ASSETS
+        .get_or_init(|| {
+            let dir = std::path::Path::new(dir);
+            let vocab_path = dir.join(kokoro_core::assets::VOCAB_FILE);
+            let text = std::fs::read_to_string(&vocab_path)
+                .map_err(|e| format!("cannot read {}: {e}", vocab_path.display()))?;
+            Ok(Assets {
+                vocab: Vocab::from_json(&text)?,
+                voices: VoiceStore::load(&dir.join(kokoro_core::assets::VOICES_DIR))?,
+            })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Whether this request is answered here (the rest goes to the backend or is refused).
+pub fn handles(req: &SpeechRequest) -> bool {
+    matches!(
+        req.format,
+        AudioFormat::Wav | AudioFormat::Pcm | AudioFormat::Flac
+    ) && req.stream_format == StreamFormat::Audio
+}
+
+pub fn unsupported(req: &SpeechRequest) -> ApiError {
+    let (param, what) = if req.stream_format == StreamFormat::Sse {
+        ("stream_format", "stream_format 'sse'".to_string())
+    } else {
+        ("response_format", format!("'{}'", req.format.as_str()))
+    };
+    ApiError::new(
+        ErrorKind::Unprocessable,
+        "unsupported_format",
+        format!(
+            "This edge synthesizes wav, pcm and flac audio streams itself; {what} needs the native backend, which it is not configured to use."
+        ),
+    )
+    .with_param(param)
+}
+
+/// Kokoro through wasi-nn: one execution context per request.
+struct NnModel {
+    ctx: inference::GraphExecutionContext,
+}
+
+fn nn_error(e: &bindings::wasi::nn::errors::Error) -> String {
+    format!("wasi-nn {:?}: {}", e.code(), e.data())
+}
+
+impl NnModel {
+    fn new(graph_name: &str) -> Result<Self, String> {
+        let g = graph::load_by_name(graph_name).map_err(|e| nn_error(&e))?;
+        let ctx = g.init_execution_context().map_err(|e| nn_error(&e))?;
+        Ok(Self { ctx })
+    }
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+impl Model for NnModel {
+    fn infer(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, String> {
+        let n = u32::try_from(ids.len()).map_err(|_| "too many ids".to_string())?;
+        let ids_bytes: Vec<u8> = ids.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let inputs = vec![
+            (
+                "tokens".to_string(),
+                tensor::Tensor::new(&[1, n], tensor::TensorType::I64, &ids_bytes),
+            ),
+            (
+                "style".to_string(),
+                tensor::Tensor::new(
+                    &[1, style.len() as u32],
+                    tensor::TensorType::Fp32,
+                    &f32_bytes(style),
+                ),
+            ),
+            (
+                "speed".to_string(),
+                tensor::Tensor::new(&[1], tensor::TensorType::Fp32, &f32_bytes(&[speed])),
+            ),
+        ];
+        let outputs = self.ctx.compute(inputs).map_err(|e| nn_error(&e))?;
+        let (_, audio) = outputs
+            .into_iter()
+            .next()
+            .ok_or_else(|| "the graph returned no output".to_string())?;
+        if audio.ty() != tensor::TensorType::Fp32 {
+            return Err(format!("unexpected output type {:?}", audio.ty()));
+        }
+        Ok(audio
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+}
+
+fn synth_error(e: SynthError) -> ApiError {
+    match e {
+        SynthError::VoiceMissing(v) => ApiError::invalid(
+            "voice",
+            "voice_not_found",
+            format!("Voice '{v}' is not installed on this server."),
+        ),
+        SynthError::Cancelled | SynthError::Failed(_) => ApiError::internal(),
+    }
+}
+
+/// Synthesize one planned piece (text or silence) into samples.
+fn render(
+    model: &mut NnModel,
+    piece: &Piece,
+    req: &SpeechRequest,
+    tables: Tables<'_>,
+) -> Result<Vec<f32>, ApiError> {
+    match piece {
+        Piece::Silence(n) => Ok(vec![0.0; *n]),
+        Piece::Text(t) => {
+            let ps = kokoro_synth::g2p::phonemize(t, req.lang).map_err(|e| {
+                eprintln!("kokoro-edge: g2p failed: {e:?}");
+                ApiError::internal()
+            })?;
+            let (audio, _) = kokoro_synth::synthesize(
+                model,
+                &ps,
+                &req.voice,
+                req.speed,
+                tables,
+                &|| false,
+                &mut |_| {},
+            )
+            .map_err(|e| {
+                if let SynthError::Failed(m) = &e {
+                    eprintln!("kokoro-edge: inference failed: {m}");
+                }
+                synth_error(e)
+            })?;
+            Ok(audio)
+        }
+    }
+}
+
+fn head(status: u16, headers: &[(&str, String)]) -> OutgoingResponse {
+    let list: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone().into_bytes()))
+        .collect();
+    let resp = OutgoingResponse::new(Fields::from_list(&list).unwrap_or_else(|_| Fields::new()));
+    let _ = resp.set_status_code(status);
+    resp
+}
+
+/// Answer a validated speech request with audio synthesized here.
+pub async fn speech(cfg: &Config, req: SpeechRequest, out: ResponseOutparam, rid: &str) {
+    let start = Instant::now();
+    if let Err(e) = check(cfg, &req) {
+        return crate::respond_error(out, &e, rid).await;
+    }
+    let result = prepare(cfg, &req);
+    let (assets, mut model, pieces) = match result {
+        Ok(r) => r,
+        Err(e) => return crate::respond_error(out, &e, rid).await,
+    };
+    let tables = Tables {
+        vocab: &assets.vocab,
+        voices: &assets.voices,
+    };
+    let ctype = req.format.content_type().to_string();
+    if !req.stream {
+        let mut post = match Post::new(TARGET_LUFS, TRUE_PEAK_DBTP, None) {
+            Ok(p) => p,
+            Err(_) => return crate::respond_error(out, &ApiError::internal(), rid).await,
+        };
+        let mut samples = Vec::new();
+        for p in &pieces {
+            match render(&mut model, p, &req, tables) {
+                Ok(mut a) => {
+                    let _ = post.chunk(&mut a);
+                    samples.extend(a);
+                }
+                Err(e) => return crate::respond_error(out, &e, rid).await,
+            }
+        }
+        let body = kokoro_synth::encode::pure_encoder(req.format, Some(samples.len()))
+            .ok_or_else(ApiError::internal)
+            .and_then(|e| {
+                kokoro_synth::encode::encode_with(e, &samples).map_err(|_| ApiError::internal())
+            });
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => return crate::respond_error(out, &e, rid).await,
+        };
+        let ms = samples.len() as u64 * 1000 / u64::from(SAMPLE_RATE);
+        return crate::respond(
+            out,
+            200,
+            &[
+                ("content-type", ctype),
+                ("x-audio-duration-ms", ms.to_string()),
+                ("x-synthesis-ms", start.elapsed().as_millis().to_string()),
+                ("x-request-id", rid.to_string()),
+                ("x-edge-inference", "wasi-nn".into()),
+            ],
+            body,
+        )
+        .await;
+    }
+    // Streaming: the head leaves with the first audio (so errors before it keep
+    // their status), then one body write per chunk.
+    let mut post = match Post::new(
+        TARGET_LUFS,
+        TRUE_PEAK_DBTP,
+        kokoro_synth::encode::pure_encoder(req.format, None),
+    ) {
+        Ok(p) => p,
+        Err(_) => return crate::respond_error(out, &ApiError::internal(), rid).await,
+    };
+    let mut sink = None;
+    let mut out = Some(out);
+    for p in &pieces {
+        let mut audio = match render(&mut model, p, &req, tables) {
+            Ok(a) => a,
+            Err(e) => {
+                if let Some(o) = out.take() {
+                    return crate::respond_error(o, &e, rid).await;
+                }
+                // Mid-stream: the status is gone; end the body short (the client
+                // sees a truncated transfer).
+                return;
+            }
+        };
+        let bytes = match post.chunk(&mut audio) {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        if let Some(o) = out.take() {
+            let resp = head(
+                200,
+                &[
+                    ("content-type", ctype.clone()),
+                    (
+                        "x-time-to-first-audio-ms",
+                        start.elapsed().as_millis().to_string(),
+                    ),
+                    ("x-request-id", rid.to_string()),
+                    ("x-edge-inference", "wasi-nn".into()),
+                ],
+            );
+            sink = Some(resp.take_body());
+            o.set(resp);
+        }
+        if let Some(s) = &mut sink
+            && s.send(bytes).await.is_err()
+        {
+            // Client gone: stop synthesizing.
+            return;
+        }
+    }
+    if let (Some(s), Ok(tail)) = (&mut sink, post.finish())
+        && !tail.is_empty()
+    {
+        let _ = s.send(tail).await;
+    }
+}
+
+fn check(cfg: &Config, req: &SpeechRequest) -> Result<(), ApiError> {
+    if !kokoro_synth::g2p::supports(req.lang) {
+        return Err(ApiError::new(
+            ErrorKind::Unprocessable,
+            "unsupported_language",
+            format!(
+                "Language '{}' needs the espeak-ng G2P, which this server was built without.",
+                req.lang.tag()
+            ),
+        )
+        .with_param("lang_code"));
+    }
+    let assets = assets(&cfg.nn_assets).map_err(|e| {
+        eprintln!("kokoro-edge: assets: {e}");
+        ApiError::unavailable("not_ready", "The edge's model assets are not available.")
+    })?;
+    for (v, _) in req.voice.terms() {
+        if !assets.voices.contains(v) {
+            return Err(synth_error(SynthError::VoiceMissing((*v).to_string())));
+        }
+    }
+    Ok(())
+}
+
+type Prepared = (&'static Assets, NnModel, Vec<Piece>);
+
+fn prepare(cfg: &Config, req: &SpeechRequest) -> Result<Prepared, ApiError> {
+    let assets = assets(&cfg.nn_assets).map_err(|_| ApiError::internal())?;
+    let pieces = kokoro_synth::plan(req, &CHUNK)?;
+    let model = NnModel::new(&cfg.nn_graph).map_err(|e| {
+        eprintln!("kokoro-edge: {e}");
+        ApiError::unavailable(
+            "not_ready",
+            "The edge's inference graph is not loaded in this host.",
+        )
+    })?;
+    Ok((assets, model, pieces))
+}

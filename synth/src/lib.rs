@@ -1,0 +1,297 @@
+//! `kokoro-synth`: the speech pipeline both serving paths share, so the native
+//! backend and the wasi-nn edge component produce the same audio by construction.
+//!
+//! - [`g2p`]: text to phonemes (misaki-rs; espeak-ng behind a feature, native only).
+//! - [`plan`]: a request into pauses and normalized text chunks.
+//! - [`synthesize`]: phonemes into audio through any [`Model`] (ONNX Runtime in the
+//!   backend, wasi-nn in the component), at most [`IDS_PER_CALL`] ids per call.
+//! - [`voices`]: voice packs and style vectors; [`loudness`]: BS.1770 normalization
+//!   and limiting; [`encode`]: wav, pcm and flac.
+//!
+//! No sockets, no threads; file reads only where a caller asks ([`voices::VoiceStore::load`]).
+
+pub mod encode;
+pub mod g2p;
+pub mod loudness;
+pub mod voices;
+
+use kokoro_core::chunk::{ChunkOptions, MAX_PHONEME_IDS, chunk_text, split_phonemes};
+use kokoro_core::markup::{Segment, segments};
+use kokoro_core::normalize::normalize;
+use kokoro_core::vocab::Vocab;
+use kokoro_core::voice::VoiceBlend;
+use kokoro_core::{ApiError, ErrorKind, SAMPLE_RATE, SpeechRequest};
+use loudness::Loudness;
+use voices::VoiceStore;
+
+/// Phoneme ids per inference call. The model takes up to 510, but activation
+/// memory grows with the audio length; 256 ids (~15 s of speech) keeps the
+/// per-call arena bounded (see ARCHITECTURE.md, memory).
+pub const IDS_PER_CALL: usize = 256;
+const _: () = assert!(IDS_PER_CALL <= MAX_PHONEME_IDS);
+
+/// Anything that turns padded ids into audio: ONNX Runtime natively, wasi-nn in
+/// the edge component, a fake in unit tests.
+pub trait Model {
+    fn infer(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, String>;
+}
+
+/// Why a chunk could not be synthesized.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SynthError {
+    VoiceMissing(String),
+    Cancelled,
+    Failed(String),
+}
+
+/// The lookup tables a synthesis needs.
+#[derive(Clone, Copy)]
+pub struct Tables<'a> {
+    pub vocab: &'a Vocab,
+    pub voices: &'a VoiceStore,
+}
+
+/// What one [`synthesize`] call did, for metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SynthStats {
+    /// Inference calls (their durations go to the `timed` callback).
+    pub calls: usize,
+    /// Non-finite samples the model produced (zeroed).
+    pub nonfinite: usize,
+}
+
+/// Synthesize `phonemes` with `model`: split into calls of at most
+/// [`IDS_PER_CALL`] ids, pick the style row per call, sanitize the output.
+/// `cancelled` is polled before each call; `timed` gets each call's seconds.
+pub fn synthesize(
+    model: &mut dyn Model,
+    phonemes: &str,
+    voice: &VoiceBlend,
+    speed: f32,
+    tables: Tables<'_>,
+    cancelled: &dyn Fn() -> bool,
+    timed: &mut dyn FnMut(f64),
+) -> Result<(Vec<f32>, SynthStats), SynthError> {
+    let Tables { vocab, voices } = tables;
+    for (name, _) in voice.terms() {
+        if !voices.contains(name) {
+            return Err(SynthError::VoiceMissing((*name).to_string()));
+        }
+    }
+    let mut audio = Vec::new();
+    let mut stats = SynthStats::default();
+    for piece in split_phonemes(phonemes, IDS_PER_CALL) {
+        let (ids, _) = vocab.encode_padded(piece);
+        if ids.len() <= 2 {
+            continue;
+        }
+        if cancelled() {
+            return Err(SynthError::Cancelled);
+        }
+        let style = voices
+            .style(voice, ids.len() - 2)
+            .map_err(SynthError::VoiceMissing)?;
+        let t = std::time::Instant::now();
+        let mut out = model
+            .infer(&ids, &style, speed)
+            .map_err(SynthError::Failed)?;
+        timed(t.elapsed().as_secs_f64());
+        stats.calls += 1;
+        // The Kokoro graph sometimes ends an utterance with NaN/inf samples (seen in
+        // the last ~0.1 s for some lengths, int8 and float alike). Zero them: they
+        // would crash LAME's assertions and poison loudness measurement.
+        stats.nonfinite += sanitize(&mut out);
+        audio.extend(out);
+    }
+    Ok((audio, stats))
+}
+
+/// Replace non-finite samples with silence; returns how many there were.
+pub fn sanitize(audio: &mut [f32]) -> usize {
+    let mut bad = 0;
+    for s in audio.iter_mut().filter(|s| !s.is_finite()) {
+        *s = 0.0;
+        bad += 1;
+    }
+    bad
+}
+
+/// A planned piece of output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    Text(String),
+    Silence(usize),
+}
+
+/// Split a request into pieces: pauses, then normalized text in chunks.
+pub fn plan(req: &SpeechRequest, chunk: &ChunkOptions) -> Result<Vec<Piece>, ApiError> {
+    let mut pieces = Vec::new();
+    let mut first = true;
+    for seg in segments(&req.input) {
+        match seg {
+            Segment::Pause(secs) => {
+                pieces.push(Piece::Silence((secs * SAMPLE_RATE as f32) as usize));
+            }
+            Segment::Text(t) => {
+                let text = normalize(t, &req.normalization);
+                // Only the first text segment gets the small first window.
+                let opts = if first {
+                    *chunk
+                } else {
+                    ChunkOptions {
+                        first_max_chars: chunk.max_chars,
+                        ..*chunk
+                    }
+                };
+                for r in chunk_text(&text, &opts) {
+                    let c = text[r].trim();
+                    if c.chars().any(char::is_alphanumeric) || c.contains('[') {
+                        pieces.push(Piece::Text(c.to_string()));
+                        first = false;
+                    }
+                }
+            }
+        }
+    }
+    if !pieces.iter().any(|p| matches!(p, Piece::Text(_))) {
+        return Err(ApiError::new(
+            ErrorKind::Unprocessable,
+            "no_speakable_text",
+            "'input' contains nothing that can be spoken.",
+        )
+        .with_param("input"));
+    }
+    Ok(pieces)
+}
+
+/// Per-request post-processing: loudness normalization, then (optionally) an encoder.
+pub struct Post {
+    loudness: Loudness,
+    encoder: Option<Box<dyn encode::Encoder>>,
+}
+
+impl Post {
+    pub fn new(
+        target_lufs: f64,
+        true_peak_dbtp: f64,
+        encoder: Option<Box<dyn encode::Encoder>>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            loudness: Loudness::new(target_lufs, true_peak_dbtp)?,
+            encoder,
+        })
+    }
+
+    /// Normalize `audio`; with an encoder, return its encoded bytes.
+    pub fn chunk(&mut self, audio: &mut [f32]) -> Result<Vec<u8>, String> {
+        sanitize(audio);
+        self.loudness.process(audio);
+        let mut out = Vec::new();
+        if let Some(e) = &mut self.encoder {
+            e.encode(audio, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    pub fn finish(&mut self) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        if let Some(e) = &mut self.encoder {
+            e.finish(&mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn req(body: serde_json::Value) -> SpeechRequest {
+        SpeechRequest::from_value(&body).unwrap()
+    }
+
+    #[test]
+    fn plan_splits_pauses_normalizes_and_keeps_first_chunk_small() {
+        let opts = ChunkOptions {
+            first_max_chars: 30,
+            max_chars: 120,
+            min_chars: 5,
+        };
+        let p = plan(&req(json!({"input": "It costs $5. [pause:0.5s] Then we go home and sleep for a long long while, friends."})), &opts).unwrap();
+        assert_eq!(p[0], Piece::Text("It costs five dollars.".into()));
+        assert_eq!(p[1], Piece::Silence(12_000));
+        assert!(matches!(&p[2], Piece::Text(t) if t.starts_with("Then we go home")));
+        let long = "word ".repeat(100);
+        let p = plan(&req(json!({"input": long})), &opts).unwrap();
+        assert!(matches!(&p[0], Piece::Text(t) if t.chars().count() <= 30));
+        assert!(p.len() > 3);
+        let e = plan(&req(json!({"input": "... !!! [pause:1s]"})), &opts).unwrap_err();
+        assert_eq!((e.status(), e.code), (422, "no_speakable_text"));
+    }
+
+    #[test]
+    fn sanitize_zeroes_non_finite_audio() {
+        let mut a = vec![0.1, f32::NAN, f32::INFINITY, -0.2];
+        assert_eq!(sanitize(&mut a), 2);
+        assert!(a.iter().all(|s| s.is_finite()));
+        let mut post = Post::new(
+            -16.0,
+            -1.0,
+            encode::pure_encoder(kokoro_core::AudioFormat::Pcm, None),
+        )
+        .unwrap();
+        let mut b = vec![f32::NAN; 4800];
+        assert_eq!(post.chunk(&mut b).unwrap().len(), 9600);
+    }
+
+    /// A fake model: one sample per id, valued by the speed; NaN at the end.
+    struct Fake(usize);
+    impl Model for Fake {
+        fn infer(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, String> {
+            assert_eq!(style.len(), kokoro_core::assets::STYLE_DIM);
+            self.0 += 1;
+            let mut v = vec![speed; ids.len()];
+            v.push(f32::NAN);
+            Ok(v)
+        }
+    }
+
+    #[test]
+    fn synthesize_splits_long_input_and_checks_voices() {
+        let vocab = Vocab::from_json(r#"{"vocab": {"a": 1, " ": 2, ".": 3}}"#).unwrap();
+        let mut packs = std::collections::HashMap::new();
+        packs.insert(
+            "af_heart",
+            vec![0.5f32; kokoro_core::assets::VOICE_BYTES / 4].into_boxed_slice(),
+        );
+        let voices = VoiceStore::from_packs(packs);
+        let voice = VoiceBlend::single("af_heart");
+        let t = Tables {
+            vocab: &vocab,
+            voices: &voices,
+        };
+        let long = "a ".repeat(300);
+        let mut model = Fake(0);
+        let mut times = 0;
+        let (audio, stats) = synthesize(&mut model, &long, &voice, 0.5, t, &|| false, &mut |_| {
+            times += 1
+        })
+        .unwrap();
+        assert!(stats.calls >= 3 && model.0 == stats.calls && times == stats.calls);
+        assert_eq!(stats.nonfinite, stats.calls);
+        assert!(audio.iter().all(|s| s.is_finite()));
+        let cancelled = synthesize(&mut model, "a a", &voice, 1.0, t, &|| true, &mut |_| {});
+        assert_eq!(cancelled.unwrap_err(), SynthError::Cancelled);
+        let missing = synthesize(
+            &mut model,
+            "a",
+            &VoiceBlend::single("am_adam"),
+            1.0,
+            t,
+            &|| false,
+            &mut |_| {},
+        );
+        assert!(matches!(missing, Err(SynthError::VoiceMissing(v)) if v == "am_adam"));
+    }
+}
