@@ -12,6 +12,7 @@
 
 pub mod assets;
 pub mod cache_key;
+pub mod catalog;
 pub mod chunk;
 pub mod error;
 pub mod markup;

@@ -115,3 +115,9 @@ def test_a_client_that_leaves_mid_stream_does_not_wedge_the_instance(nn):
     assert r.status_code == 200 and len(r.content) > 10000
     # The abandoned paragraph (~50 s of audio, ~15 s of work) was not synthesized to the end first.
     assert time.perf_counter() - t0 < 6.0
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/models/tts-1", "/v1/models/nope", "/v1/audio/voices"])
+def test_info_routes_answered_locally_like_the_backend(nn, http, path):
+    a, b = http.get(path), nn.get(path)
+    assert (a.status_code, a.json()) == (b.status_code, b.json())

@@ -192,6 +192,20 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         }
         Route::MethodNotAllowed => respond_error(out, &ApiError::method_not_allowed(), &rid).await,
         Route::Forward => {
+            #[cfg(feature = "wasi-nn")]
+            if !cfg.nn_graph.is_empty()
+                && let Some(resp) = nn::info(&cfg, &path)
+            {
+                let (status, body) = match resp {
+                    Ok(v) => (200, v.to_string()),
+                    Err(e) => (e.status(), e.to_json()),
+                };
+                let headers = [
+                    ("content-type", "application/json".to_string()),
+                    ("x-request-id", rid),
+                ];
+                return respond(out, status, &headers, body.into_bytes()).await;
+            }
             let body = if matches!(method, Method::Post) {
                 if !is_json(&req) {
                     return respond_error(out, &ApiError::unsupported_media_type(), &rid).await;

@@ -89,6 +89,30 @@ pub fn unsupported(req: &SpeechRequest) -> ApiError {
     .with_param(param)
 }
 
+/// The informational routes, answered here as the backend would (same bodies):
+/// `None` for routes this edge does not serve itself.
+pub fn info(cfg: &Config, path: &str) -> Option<Result<serde_json::Value, ApiError>> {
+    if path == "/v1/models" {
+        return Some(Ok(kokoro_core::catalog::models()));
+    }
+    if let Some(id) = path.strip_prefix("/v1/models/") {
+        return Some(
+            kokoro_core::catalog::model(id)
+                .ok_or_else(|| ApiError::not_found("No such model.").with_param("id")),
+        );
+    }
+    if path == "/v1/audio/voices" {
+        return Some(match assets(&cfg.nn_assets) {
+            Ok(a) => Ok(kokoro_core::catalog::voices(|v| a.voices.contains(v))),
+            Err(_) => Err(ApiError::unavailable(
+                "not_ready",
+                "The edge's model assets are not available.",
+            )),
+        });
+    }
+    None
+}
+
 /// Kokoro through wasi-nn: one execution context per request.
 struct NnModel {
     ctx: inference::GraphExecutionContext,

@@ -285,45 +285,21 @@ fn engine_error(e: &EngineError) -> AppError {
     AppError(e.to_api())
 }
 
-const CREATED: u64 = 1_735_689_600; // 2025-01-01, a fixed date for the model list
-
-fn model_json(id: &str) -> Value {
-    json!({"id": id, "object": "model", "created": CREATED, "owned_by": "kokoro-edge"})
-}
-
 async fn models() -> Json<Value> {
-    let data: Vec<Value> = kokoro_core::request::MODELS
-        .iter()
-        .map(|m| model_json(m))
-        .collect();
-    Json(json!({"object": "list", "data": data}))
+    Json(kokoro_core::catalog::models())
 }
 
 async fn model(Path(id): Path<String>) -> Result<Json<Value>, AppError> {
-    if kokoro_core::request::MODELS.contains(&id.as_str()) {
-        Ok(Json(model_json(&id)))
-    } else {
-        Err(ApiError::not_found("No such model.")
+    kokoro_core::catalog::model(&id).map(Json).ok_or_else(|| {
+        ApiError::not_found("No such model.")
             .with_param("id")
-            .into())
-    }
+            .into()
+    })
 }
 
 async fn voices(State(state): State<AppState>) -> Json<Value> {
     let installed = state.engine.voices();
-    let voices: Vec<Value> = kokoro_core::voice::all_voices()
-        .filter(|v| installed.contains(v))
-        .map(|v| {
-            let lang = kokoro_core::Lang::from_code(kokoro_core::voice::voice_lang(v))
-                .map_or("unknown", |l| l.tag());
-            json!({"id": v, "language": lang})
-        })
-        .collect();
-    let aliases: serde_json::Map<String, Value> = kokoro_core::voice::OPENAI_VOICE_MAP
-        .iter()
-        .map(|(a, k)| ((*a).to_string(), Value::from(*k)))
-        .collect();
-    Json(json!({"voices": voices, "aliases": aliases}))
+    Json(kokoro_core::catalog::voices(|v| installed.contains(v)))
 }
 
 async fn health() -> Json<Value> {
