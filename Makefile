@@ -20,7 +20,7 @@ E2E_NN_ADDR ?= 127.0.0.1:13100
 ASSETS_DIR ?= $(or $(KOKORO_ASSETS_DIR),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/kokoro-edge,$(HOME)/.cache/kokoro-edge))
 NN_MODEL := $(ASSETS_DIR)/kokoro-v1.0.int8-fconv.onnx
 
-.PHONY: up up-wasi-nn test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench
+.PHONY: up up-wasi-nn loadtest soak test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench
 
 setup: toolchain sysdeps assets pydeps
 
@@ -97,8 +97,29 @@ e2e: build pydeps
 	curl -sf http://$(E2E_NN_ADDR)/health >/dev/null || { cat target/e2e-nn.log; exit 1; }; \
 	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) KOKORO_NN_URL=http://$(E2E_NN_ADDR) $(VENV)/bin/python -m pytest -q tests/e2e
 
-test: setup fmt-check clippy wasm build unit e2e
+test: setup fmt-check clippy wasm build unit e2e loadtest
 	@echo "make test: all checks passed"
+
+# Start the backend and the edge on test ports, run the k6 perf gate (budgets from
+# .caws/working-spec.yaml), stop them. `make soak SOAK_SECS=600` runs the bounded soak.
+LT_ADDR ?= 127.0.0.1:18881
+LT_EDGE_ADDR ?= 127.0.0.1:13001
+SOAK_SECS ?= 600
+define with_servers
+	@$(BACKEND) serve --listen $(LT_ADDR) > target/lt-backend.log 2>&1 & echo $$! > target/lt-backend.pid; \
+	$(EDGE) --listen $(LT_EDGE_ADDR) --backend-url http://$(LT_ADDR) --kv-memory > target/lt-edge.log 2>&1 & echo $$! > target/lt-edge.pid; \
+	trap 'kill $$(cat target/lt-backend.pid) $$(cat target/lt-edge.pid) 2>/dev/null || true' EXIT; \
+	for i in $$(seq 1 120); do curl -sf http://$(LT_ADDR)/health >/dev/null && curl -sf http://$(LT_EDGE_ADDR)/health >/dev/null && break; sleep 0.5; done; \
+	curl -sf http://$(LT_EDGE_ADDR)/health >/dev/null || { cat target/lt-backend.log target/lt-edge.log; exit 1; }; \
+	$(CARGO) xtask loadtest --backend http://$(LT_ADDR) --edge http://$(LT_EDGE_ADDR) \
+	  --pid backend=$$(cat target/lt-backend.pid) --pid edge=$$(cat target/lt-edge.pid) $(1)
+endef
+
+loadtest: build pydeps
+	$(call with_servers,)
+
+soak: build pydeps
+	$(call with_servers,--soak $(SOAK_SECS) --soak-vus 2)
 
 bench: setup
 	$(CARGO) bench --profile dev -p kokoro-backend --bench engine

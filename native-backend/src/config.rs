@@ -44,10 +44,10 @@ pub struct EngineArgs {
     #[arg(long, env = "KOKORO_INTRA_THREADS", default_value_t = 0)]
     pub intra_threads: usize,
     /// First chunk window in characters (small = fast first audio).
-    #[arg(long, env = "KOKORO_FIRST_CHUNK_CHARS", default_value_t = 24)]
+    #[arg(long, env = "KOKORO_FIRST_CHUNK_CHARS", default_value_t = kokoro_synth::DEFAULT_CHUNK.first_max_chars)]
     pub first_chunk_chars: usize,
     /// Largest chunk window in characters.
-    #[arg(long, env = "KOKORO_MAX_CHUNK_CHARS", default_value_t = 240)]
+    #[arg(long, env = "KOKORO_MAX_CHUNK_CHARS", default_value_t = kokoro_synth::DEFAULT_CHUNK.max_chars)]
     pub max_chunk_chars: usize,
     /// Loudness target in LUFS (integrated, ITU-R BS.1770).
     #[arg(long, env = "KOKORO_TARGET_LUFS", default_value_t = -16.0, allow_negative_numbers = true)]
@@ -190,7 +190,7 @@ impl EngineArgs {
             chunk: kokoro_core::chunk::ChunkOptions {
                 first_max_chars: self.first_chunk_chars,
                 max_chars: self.max_chunk_chars,
-                min_chars: 10,
+                min_chars: kokoro_synth::DEFAULT_CHUNK.min_chars,
             },
             target_lufs: self.target_lufs,
             true_peak_dbtp: self.true_peak_dbtp,

@@ -2,8 +2,12 @@
 //!
 //! - `cargo xtask assets [--dir DIR] [--mirror DIR] [--offline]`: fetch and verify
 //!   the model, ONNX Runtime and voices into the assets cache (see [`assets`]).
+//! - `cargo xtask loadtest [--backend URL] [--edge URL] [--pid NAME=PID]... [--soak SECS]`:
+//!   the k6 perf gate against running servers (see [`loadtest`]).
 
 mod assets;
+mod loadtest;
+mod waivers;
 
 use std::process::ExitCode;
 
@@ -12,7 +16,9 @@ fn usage() -> ExitCode {
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
          assets [--dir DIR] [--mirror DIR] [--offline]   fetch + verify model assets\n  \
-         assets-path                                      print the assets dir"
+         assets-path                                      print the assets dir\n  \
+         loadtest [--backend URL] [--edge URL] [--pid NAME=PID]... [--iterations N]\n  \
+                  [--levels 1,2,4,8] [--soak SECS --soak-vus N]     k6 perf gate"
     );
     ExitCode::from(2)
 }
@@ -24,6 +30,7 @@ fn main() -> ExitCode {
     };
     let result = match cmd.as_str() {
         "assets" => assets::Options::parse(&args[1..]).and_then(|o| assets::run(&o)),
+        "loadtest" => loadtest::Options::parse(&args[1..]).and_then(|o| loadtest::run(&o)),
         "assets-path" => {
             println!(
                 "{}",

@@ -36,11 +36,7 @@ const TARGET_LUFS: f64 = -16.0;
 const TRUE_PEAK_DBTP: f64 = -1.0;
 
 /// The backend's default chunk windows (small first chunk: fast first audio).
-const CHUNK: kokoro_core::chunk::ChunkOptions = kokoro_core::chunk::ChunkOptions {
-    first_max_chars: 24,
-    max_chars: 240,
-    min_chars: 10,
-};
+const CHUNK: kokoro_core::chunk::ChunkOptions = kokoro_synth::DEFAULT_CHUNK;
 
 struct Assets {
     vocab: Vocab,

@@ -1,0 +1,34 @@
+// Concurrency ramp: VUS concurrent streams (1, 2, 4, 8: one k6 run per level, so
+// `cargo xtask loadtest` divides audio seconds by that run's wall time), each
+// streaming ITERATIONS sentences from the backend. Reports aggregate audio-seconds
+// per second and TTFA under load; no threshold here but zero failures.
+import http from 'k6/http';
+import { check } from 'k6';
+import { Trend, Counter } from 'k6/metrics';
+
+const BACKEND = __ENV.BACKEND_URL || 'http://127.0.0.1:8880';
+if (!/^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(BACKEND)) {
+  throw new Error(`loopback targets only: ${BACKEND}`);
+}
+const VUS = Number(__ENV.VUS || 1);
+const ttfa = new Trend('ttfa_ms', true);
+const audioSeconds = new Counter('audio_seconds');
+
+const TEXT = 'Concurrency costs latency; the queue keeps it fair and bounded for every stream.';
+
+export const options = {
+  scenarios: {
+    ramp: { executor: 'per-vu-iterations', vus: VUS, iterations: Number(__ENV.ITERATIONS || 2), maxDuration: '120s' },
+  },
+  thresholds: { http_req_failed: ['rate==0'], checks: ['rate==1'] },
+  summaryTrendStats: ['min', 'med', 'avg', 'p(90)', 'p(95)', 'max', 'count'],
+};
+
+export default function () {
+  const r = http.post(`${BACKEND}/v1/audio/speech`,
+    JSON.stringify({ input: TEXT, voice: 'af_heart', response_format: 'pcm' }),
+    { headers: { 'Content-Type': 'application/json' }, timeout: '120s' });
+  check(r, { 'stream 200': (x) => x.status === 200 && x.body && x.body.length > 48000 });
+  ttfa.add(r.timings.waiting);
+  audioSeconds.add((r.body ? r.body.length : 0) / 48000);
+}
