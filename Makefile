@@ -20,7 +20,7 @@ E2E_NN_ADDR ?= 127.0.0.1:13100
 ASSETS_DIR ?= $(or $(KOKORO_ASSETS_DIR),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/kokoro-edge,$(HOME)/.cache/kokoro-edge))
 NN_MODEL := $(ASSETS_DIR)/kokoro-v1.0.int8-fconv.onnx
 
-.PHONY: up up-wasi-nn loadtest soak test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench
+.PHONY: up up-wasi-nn loadtest soak caws-tools caws-validate caws-static caws-unit caws-mutation caws-contracts caws-integration caws-perf caws-gates caws-selftest caws-ci test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench
 
 setup: toolchain sysdeps assets pydeps
 
@@ -97,7 +97,7 @@ e2e: build pydeps
 	curl -sf http://$(E2E_NN_ADDR)/health >/dev/null || { cat target/e2e-nn.log; exit 1; }; \
 	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) KOKORO_NN_URL=http://$(E2E_NN_ADDR) $(VENV)/bin/python -m pytest -q tests/e2e
 
-test: setup fmt-check clippy wasm build unit e2e loadtest
+test: setup fmt-check clippy wasm build unit e2e loadtest caws-ci
 	@echo "make test: all checks passed"
 
 # Start the backend and the edge on test ports, run the k6 perf gate (budgets from
@@ -120,6 +120,40 @@ loadtest: build pydeps
 
 soak: build pydeps
 	$(call with_servers,--soak $(SOAK_SECS) --soak-vus 2)
+
+# CAWS quality gates: thin calls of `cargo xtask caws` (see .caws/README.md).
+CARGO_DENY_VERSION := 0.18.3
+.venv-caws/.installed: tools/caws-requirements.txt
+	$(PYTHON) -m venv .venv-caws
+	.venv-caws/bin/pip install -q --disable-pip-version-check -r tools/caws-requirements.txt
+	touch $@
+caws-tools: pydeps .venv-caws/.installed
+	@command -v cargo-deny >/dev/null && cargo deny --version | grep -q "$(CARGO_DENY_VERSION)" || \
+	  $(CARGO) install --locked cargo-deny --version $(CARGO_DENY_VERSION)
+caws-validate:
+	$(CARGO) xtask caws validate
+caws-static: caws-tools
+	$(CARGO) xtask caws static
+caws-unit:
+	$(CARGO) xtask caws unit
+caws-mutation:
+	$(CARGO) xtask caws mutation
+caws-contracts:
+	$(CARGO) xtask caws contracts
+caws-integration:
+	$(CARGO) xtask caws integration
+caws-perf:
+	$(CARGO) xtask caws perf
+caws-selftest: pydeps
+	$(CARGO) xtask caws selftest
+caws-gates: caws-tools loadtest
+	$(CARGO) xtask caws gates
+# What CI runs (after `loadtest`): the gates that are wired, and the proof that they can fail.
+caws-ci: caws-tools
+	$(CARGO) xtask caws validate
+	$(CARGO) xtask caws static
+	$(CARGO) xtask caws perf
+	$(CARGO) xtask caws selftest
 
 bench: setup
 	$(CARGO) bench --profile dev -p kokoro-backend --bench engine

@@ -541,6 +541,16 @@ fn print_table(r: &Value) {
             f(&l["dbtp"])
         );
     }
+    for w in r["waived"].as_array().into_iter().flatten() {
+        println!(
+            "  WAIVED ({}): {}",
+            w["waiver"].as_str().unwrap_or(""),
+            w["failure"].as_str().unwrap_or("")
+        );
+    }
+    for w in r["failures"].as_array().into_iter().flatten() {
+        println!("  FAILED: {}", w["failure"].as_str().unwrap_or(""));
+    }
     println!(
         "  result: {}",
         if r["passed"] == true { "PASS" } else { "FAIL" }

@@ -2,11 +2,15 @@
 //!
 //! - `cargo xtask assets [--dir DIR] [--mirror DIR] [--offline]`: fetch and verify
 //!   the model, ONNX Runtime and voices into the assets cache (see [`assets`]).
+//! - `cargo xtask caws <validate|static|unit|mutation|contracts|integration|perf|gates|selftest>`:
+//!   the CAWS quality gates, provenance and trust score (see [`caws`]).
 //! - `cargo xtask loadtest [--backend URL] [--edge URL] [--pid NAME=PID]... [--soak SECS]`:
 //!   the k6 perf gate against running servers (see [`loadtest`]).
 
 mod assets;
+mod caws;
 mod loadtest;
+mod schema;
 mod waivers;
 
 use std::process::ExitCode;
@@ -17,6 +21,7 @@ fn usage() -> ExitCode {
          commands:\n  \
          assets [--dir DIR] [--mirror DIR] [--offline]   fetch + verify model assets\n  \
          assets-path                                      print the assets dir\n  \
+         caws <gate|gates|selftest>                        CAWS quality gates\n  \
          loadtest [--backend URL] [--edge URL] [--pid NAME=PID]... [--iterations N]\n  \
                   [--levels 1,2,4,8] [--soak SECS --soak-vus N]     k6 perf gate"
     );
@@ -30,6 +35,7 @@ fn main() -> ExitCode {
     };
     let result = match cmd.as_str() {
         "assets" => assets::Options::parse(&args[1..]).and_then(|o| assets::run(&o)),
+        "caws" => caws::main(&args[1..]),
         "loadtest" => loadtest::Options::parse(&args[1..]).and_then(|o| loadtest::run(&o)),
         "assets-path" => {
             println!(
