@@ -115,7 +115,40 @@ pub fn synthesize(
         stats.nonfinite += sanitize(&mut out);
         audio.extend(out);
     }
+    let (lead, tail) = edge_silence(phonemes);
+    trim_silence(&mut audio, lead, tail);
     Ok((audio, stats))
+}
+
+/// Raw model output quieter than this counts as silence.
+const SILENCE: f32 = 0.01;
+
+/// How much silence a chunk keeps before and after its speech, in samples: the model
+/// pads every call with ~0.3-0.5 s of silence on each side, so two chunks of one
+/// sentence would otherwise be ~0.9 s apart (measured: "Testing every | format, ...").
+/// Kept: 60 ms before; after, a pause that fits the chunk's last punctuation.
+pub fn edge_silence(phonemes: &str) -> (usize, usize) {
+    let ms = |m: usize| m * SAMPLE_RATE as usize / 1000;
+    let tail = match phonemes.trim_end().chars().last() {
+        Some('.' | '!' | '?' | '…') => 300,
+        Some(',' | ';' | ':' | '—' | '-') => 150,
+        _ => 60,
+    };
+    (ms(60), ms(tail))
+}
+
+/// Cut leading and trailing silence down to `keep_lead` / `keep_tail` samples.
+/// All-silent audio is left alone.
+pub fn trim_silence(audio: &mut Vec<f32>, keep_lead: usize, keep_tail: usize) {
+    let Some(first) = audio.iter().position(|s| s.abs() > SILENCE) else {
+        return;
+    };
+    let last = audio
+        .iter()
+        .rposition(|s| s.abs() > SILENCE)
+        .unwrap_or(first);
+    audio.truncate((last + 1 + keep_tail).min(audio.len()));
+    audio.drain(..first.saturating_sub(keep_lead));
 }
 
 /// Replace non-finite samples with silence; returns how many there were.
@@ -255,6 +288,23 @@ mod tests {
         assert!(p.len() > 3);
         let e = plan(&req(json!({"input": "... !!! [pause:1s]"})), &opts).unwrap_err();
         assert_eq!((e.status(), e.code), (422, "no_speakable_text"));
+    }
+
+    #[test]
+    fn chunk_edges_keep_a_pause_that_fits_the_punctuation() {
+        let mut a = vec![0.0f32; 24_000];
+        a.extend(vec![0.5f32; 100]);
+        a.extend(vec![0.001f32; 24_000]);
+        let (lead, tail) = edge_silence("hˈɛlOʊ,");
+        assert_eq!((lead, tail), (1440, 3600));
+        trim_silence(&mut a, lead, tail);
+        assert_eq!(a.len(), 1440 + 100 + 3600);
+        assert_eq!(a[1440], 0.5);
+        assert_eq!(edge_silence("wˈɜɹld.").1, 7200);
+        assert_eq!(edge_silence("ðə kwˈɪk").1, 1440);
+        let mut quiet = vec![0.0f32; 100];
+        trim_silence(&mut quiet, 10, 10);
+        assert_eq!(quiet.len(), 100);
     }
 
     #[test]

@@ -109,7 +109,7 @@ def test_disconnects_stop_synthesis_and_slow_readers_do_not_block_others():
         assert slow.recv(64).startswith(b"HTTP/1.1 200")
         # Others are served meanwhile, in normal time.
         t0 = time.monotonic()
-        r = httpx.post(f"{url}/v1/audio/speech", json={"input": "Not blocked.", "stream": False}, timeout=60)
+        r = httpx.post(f"{url}/v1/audio/speech", json={"input": "Not blocked.", "response_format": "pcm", "stream": False}, timeout=60)
         assert r.status_code == 200 and len(r.content) > 10000
         assert time.monotonic() - t0 < 10
         slow.recv(1024)
