@@ -592,52 +592,52 @@ fn selftest() -> Result<bool, String> {
     Ok(all)
 }
 
-pub fn main(args: &[String]) -> Result<(), String> {
-    let w = waivers::load(Path::new(WAIVERS))?;
-    let which = args.first().map_or("gates", String::as_str);
-    let ok = match which {
-        "validate" => gate_validate(&w)?,
-        "static" => gate_static(&w)?,
-        "contracts" => gate_contracts(&w)?,
-        "perf" => gate_perf(&w, Path::new("target/loadtest/result.json"))?,
+/// Run one gate by name.
+fn gate(name: &str, w: &[Waiver]) -> Result<bool, String> {
+    match name {
+        "validate" => gate_validate(w),
+        "static" => gate_static(w),
+        "contracts" => gate_contracts(w),
+        "perf" => gate_perf(w, Path::new("target/loadtest/result.json")),
         "unit" | "mutation" | "integration" => {
-            let mut g = Gate::new(match which {
+            let mut g = Gate::new(match name {
                 "unit" => "unit",
                 "mutation" => "mutation",
                 _ => "integration",
             });
             g.checks
-                .push(not_run(which, "not wired yet (see the issue notes)"));
-            g.finish(&w)?
+                .push(not_run(name, "not wired yet (see the issue notes)"));
+            g.finish(w)
         }
-        "provenance" => gate_provenance(&w)?,
+        other => Err(format!("unknown caws gate {other}")),
+    }
+}
+
+pub fn main(args: &[String]) -> Result<(), String> {
+    let w = waivers::load(Path::new(WAIVERS))?;
+    let which = args.first().map_or("gates", String::as_str);
+    let ok = match which {
         "gates" => {
             let mut ok = true;
-            for g in ["validate", "static", "contracts", "perf"] {
-                ok &= match g {
-                    "validate" => gate_validate(&w)?,
-                    "static" => gate_static(&w)?,
-                    "contracts" => gate_contracts(&w)?,
-                    _ => gate_perf(&w, Path::new("target/loadtest/result.json"))?,
-                };
-            }
-            for g in ["unit", "mutation", "integration"] {
-                let mut gate = Gate::new(match g {
-                    "unit" => "unit",
-                    "mutation" => "mutation",
-                    _ => "integration",
-                });
-                gate.checks
-                    .push(not_run(g, "not wired yet (see the issue notes)"));
-                ok &= gate.finish(&w)?;
+            for g in [
+                "validate",
+                "static",
+                "contracts",
+                "perf",
+                "unit",
+                "mutation",
+                "integration",
+            ] {
+                ok &= gate(g, &w)?;
             }
             gate_provenance(&w)? && ok
         }
+        "provenance" => gate_provenance(&w)?,
         "selftest" => {
             println!("caws selftest: planting one defect per gate");
             selftest()?
         }
-        other => return Err(format!("unknown caws gate {other}")),
+        other => gate(other, &w)?,
     };
     if ok {
         Ok(())
