@@ -1,4 +1,4 @@
-// Concurrency ramp: VUS concurrent streams (1, 2, 4, 8: one k6 run per level, so
+// Concurrency ramp (and the soak, with DURATION): VUS concurrent streams (1, 2, 4, 8: one k6 run per level, so
 // `cargo xtask loadtest` divides audio seconds by that run's wall time), each
 // streaming ITERATIONS sentences from the backend. Reports aggregate audio-seconds
 // per second and TTFA under load; no threshold here but zero failures.
@@ -17,8 +17,11 @@ const audioSeconds = new Counter('audio_seconds');
 const TEXT = 'Concurrency costs latency; the queue keeps it fair and bounded for every stream.';
 
 export const options = {
+  // DURATION (soak): VUS streams back to back for that long; otherwise ITERATIONS each.
   scenarios: {
-    ramp: { executor: 'per-vu-iterations', vus: VUS, iterations: Number(__ENV.ITERATIONS || 2), maxDuration: '120s' },
+    ramp: __ENV.DURATION
+      ? { executor: 'constant-vus', vus: VUS, duration: __ENV.DURATION, gracefulStop: '60s' }
+      : { executor: 'per-vu-iterations', vus: VUS, iterations: Number(__ENV.ITERATIONS || 2), maxDuration: '120s' },
   },
   thresholds: { http_req_failed: ['rate==0'], checks: ['rate==1'] },
   summaryTrendStats: ['min', 'med', 'avg', 'p(90)', 'p(95)', 'max', 'count'],

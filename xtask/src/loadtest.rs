@@ -560,11 +560,10 @@ fn print_table(r: &Value) {
 /// A bounded soak: `vus` streams for `secs` seconds; zero errors and RSS drift < 5%
 /// between the first and the last quarter of the run.
 fn soak(o: &Options, secs: u64, _b: &Budgets) -> Result<(), String> {
-    let iterations = (secs / 2).max(1);
     let env = vec![
         ("BACKEND_URL", o.backend.clone()),
         ("VUS", o.soak_vus.to_string()),
-        ("ITERATIONS", iterations.to_string()),
+        ("DURATION", format!("{secs}s")),
     ];
     let (r, samples) = sampled(&o.pids, || k6(o, "loadtest/ramp.js", &env, "soak"));
     let (ok, v, wall) = r?;
