@@ -123,6 +123,7 @@ soak: build pydeps
 
 # CAWS quality gates: thin calls of `cargo xtask caws` (see .caws/README.md).
 CARGO_DENY_VERSION := 0.18.3
+CARGO_LLVM_COV_VERSION := 0.6.21
 .venv-caws/.installed: tools/caws-requirements.txt
 	$(PYTHON) -m venv .venv-caws
 	.venv-caws/bin/pip install -q --disable-pip-version-check -r tools/caws-requirements.txt
@@ -130,11 +131,16 @@ CARGO_DENY_VERSION := 0.18.3
 caws-tools: pydeps .venv-caws/.installed
 	@command -v cargo-deny >/dev/null && cargo deny --version | grep -q "$(CARGO_DENY_VERSION)" || \
 	  $(CARGO) install --locked cargo-deny --version $(CARGO_DENY_VERSION)
+	@command -v cargo-llvm-cov >/dev/null && cargo llvm-cov --version | grep -q "$(CARGO_LLVM_COV_VERSION)" || \
+	  $(CARGO) install --locked cargo-llvm-cov --version $(CARGO_LLVM_COV_VERSION)
+	@rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+	@rustup component list --toolchain nightly --installed | grep -q llvm-tools || \
+	  rustup component add llvm-tools-preview --toolchain nightly
 caws-validate:
 	$(CARGO) xtask caws validate
 caws-static: caws-tools
 	$(CARGO) xtask caws static
-caws-unit:
+caws-unit: caws-tools
 	$(CARGO) xtask caws unit
 caws-mutation:
 	$(CARGO) xtask caws mutation
@@ -152,6 +158,7 @@ caws-gates: caws-tools loadtest
 caws-ci: caws-tools
 	$(CARGO) xtask caws validate
 	$(CARGO) xtask caws static
+	$(CARGO) xtask caws unit
 	$(CARGO) xtask caws perf
 	$(CARGO) xtask caws selftest
 
