@@ -598,7 +598,11 @@ fn selftest() -> Result<bool, String> {
             Err(e) => report("unit", false, &e),
         }
     } else {
-        report("unit", false, "cargo-llvm-cov or nightly missing: cannot plant");
+        report(
+            "unit",
+            false,
+            "cargo-llvm-cov or nightly missing: cannot plant",
+        );
     }
     // perf: a missing k6 summary, then a summary whose threshold failed.
     let r = gate_perf(&[], &scratch.join("missing.json"))?;
