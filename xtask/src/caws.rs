@@ -109,7 +109,13 @@ impl Gate {
 
 /// Run a command; (success, combined output).
 fn run(cmd: &str, args: &[&str]) -> (bool, String) {
-    match Command::new(cmd).args(args).output() {
+    let mut c = Command::new(cmd);
+    c.args(args);
+    run_cmd(&mut c)
+}
+
+fn run_cmd(cmd: &mut Command) -> (bool, String) {
+    match cmd.output() {
         Ok(o) => (
             o.status.success(),
             format!(
@@ -118,7 +124,7 @@ fn run(cmd: &str, args: &[&str]) -> (bool, String) {
                 String::from_utf8_lossy(&o.stderr)
             ),
         ),
-        Err(e) => (false, format!("cannot run {cmd}: {e}")),
+        Err(e) => (false, format!("cannot run {:?}: {e}", cmd.get_program())),
     }
 }
 
@@ -691,17 +697,7 @@ fn branch_coverage(
         .args(packages)
         .arg("--output-path")
         .arg(report);
-    let (ok, out) = match cmd.output() {
-        Ok(o) => (
-            o.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        ),
-        Err(e) => (false, format!("cannot run cargo llvm-cov: {e}")),
-    };
+    let (ok, out) = run_cmd(&mut cmd);
     let cov = json_file(report).and_then(|v| {
         let b = &v["data"][0]["totals"]["branches"];
         match (b["count"].as_f64(), b["covered"].as_f64()) {
