@@ -191,42 +191,29 @@ fn to_value(t: &Tensor, want: TensorElementType, rank: usize) -> Result<DynValue
     let d = &t.data;
     let e = |e: ort::Error| backend_err(e);
     Ok(match want {
-        TensorElementType::Float32 => OrtTensor::from_array((
-            shape,
-            d.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect::<Vec<_>>(),
-        ))
-        .map_err(e)?
-        .into_dyn(),
-        TensorElementType::Float64 => OrtTensor::from_array((
-            shape,
-            d.chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-                .collect::<Vec<_>>(),
-        ))
-        .map_err(e)?
-        .into_dyn(),
-        TensorElementType::Int32 => OrtTensor::from_array((
-            shape,
-            d.chunks_exact(4)
-                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect::<Vec<_>>(),
-        ))
-        .map_err(e)?
-        .into_dyn(),
-        TensorElementType::Int64 => OrtTensor::from_array((
-            shape,
-            d.chunks_exact(8)
-                .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-                .collect::<Vec<_>>(),
-        ))
-        .map_err(e)?
-        .into_dyn(),
+        TensorElementType::Float32 => OrtTensor::from_array((shape, decode(d, f32::from_le_bytes)))
+            .map_err(e)?
+            .into_dyn(),
+        TensorElementType::Float64 => OrtTensor::from_array((shape, decode(d, f64::from_le_bytes)))
+            .map_err(e)?
+            .into_dyn(),
+        TensorElementType::Int32 => OrtTensor::from_array((shape, decode(d, i32::from_le_bytes)))
+            .map_err(e)?
+            .into_dyn(),
+        TensorElementType::Int64 => OrtTensor::from_array((shape, decode(d, i64::from_le_bytes)))
+            .map_err(e)?
+            .into_dyn(),
         _ => OrtTensor::from_array((shape, d.clone()))
             .map_err(e)?
             .into_dyn(),
     })
+}
+
+/// Little-endian elements of `N` bytes (the length was checked by [`check`]).
+fn decode<T, const N: usize>(d: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
+    d.chunks_exact(N)
+        .map(|b| from(b.try_into().unwrap_or([0; N])))
+        .collect()
 }
 
 impl OrtContext {
