@@ -249,6 +249,12 @@ impl SpeechRequest {
             ));
         }
 
+        // The text is the one field that may not be null.
+        for field in ["input", "text"] {
+            if obj.get(field) == Some(&Value::Null) {
+                return Err(type_err(field, "a string"));
+            }
+        }
         let input = match (get_str(obj, "input")?, get_str(obj, "text")?) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid(

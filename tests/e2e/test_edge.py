@@ -83,6 +83,8 @@ def test_unknown_route_and_method(edge):
     assert edge.get("/nope").json()["error"]["code"] == "not_found"
     r = edge.get("/v1/audio/speech")
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    assert r.headers["allow"] == "POST"
+    assert edge.delete("/v1/models").headers["allow"] == "GET"
     r = edge.post("/v1/audio/speech", content=b"{}", headers={"content-type": "text/plain"})
     assert r.status_code == 415
 

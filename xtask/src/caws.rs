@@ -12,6 +12,11 @@
 //! coverage and mutation scored min(value / tier minimum, 1), a gate that did not run
 //! scoring 0; any active waiver caps the score at 79. No figure is typed by hand.
 
+mod integration;
+mod junit;
+mod mutation;
+mod provider;
+
 use crate::schema;
 use crate::waivers::{self, Waiver};
 use serde_json::{Value, json};
@@ -363,7 +368,18 @@ fn gate_perf(w: &[Waiver], result: &Path) -> Result<bool, String> {
     g.finish(w)
 }
 
-fn gate_contracts(w: &[Waiver]) -> Result<bool, String> {
+/// The value after `flag` in `args`, each time it appears.
+fn flag_values<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+    args.windows(2)
+        .filter(|p| p[0] == flag)
+        .map(|p| p[1].as_str())
+        .collect()
+}
+
+/// `caws contracts [--provider NAME=URL]... [--examples N] [--seed S]`: consumer side
+/// (kokoro-core's validation, used by both tiers, against the contract), provider
+/// side (schemathesis against each running server).
+fn gate_contracts(w: &[Waiver], args: &[String]) -> Result<bool, String> {
     let mut g = Gate::new("contracts");
     let (ok, out) = run(
         "cargo",
@@ -371,10 +387,36 @@ fn gate_contracts(w: &[Waiver]) -> Result<bool, String> {
     );
     g.checks
         .push(check("core_matches_contract", ok, tail(&out)));
-    g.checks.push(not_run(
-        "schemathesis_provider",
-        "schemathesis against the running servers is not wired yet",
-    ));
+    let examples = flag_values(args, "--examples")
+        .first()
+        .map_or(Ok(20), |v| v.parse())
+        .map_err(|e| format!("--examples: {e}"))?;
+    let seed = flag_values(args, "--seed")
+        .first()
+        .map_or(Ok(1), |v| v.parse())
+        .map_err(|e| format!("--seed: {e}"))?;
+    let providers = flag_values(args, "--provider");
+    if providers.is_empty() {
+        g.checks.push(not_run(
+            "schemathesis_provider",
+            "no running server given (make caws-contracts starts them)",
+        ));
+    }
+    let mut names = Vec::new();
+    for p in providers {
+        let (name, url) = p
+            .split_once('=')
+            .ok_or_else(|| format!("--provider wants NAME=URL, got {p}"))?;
+        let report = std::env::current_dir()
+            .unwrap_or_default()
+            .join(OUT)
+            .join(format!("schemathesis-{name}.xml"));
+        std::fs::create_dir_all(OUT).map_err(|e| format!("{OUT}: {e}"))?;
+        g.checks
+            .push(provider::provider_check(name, url, &report, examples, seed));
+        names.push(name.to_string());
+    }
+    g.metrics = json!({"providers": names, "examples_per_operation": examples, "seed": seed});
     g.finish(w)
 }
 
@@ -458,10 +500,21 @@ fn gate_provenance(w: &[Waiver]) -> Result<bool, String> {
     let passed = |name: &str| get(name).is_some_and(|v| v["status"] == "pass");
     let coverage = get("unit").and_then(|v| v["metrics"]["branch_coverage"].as_f64());
     let mutation = get("mutation").and_then(|v| v["metrics"]["mutation_score"].as_f64());
-    let provider = get("contracts").map(|v| v["status"] == "pass");
+    let contract_check = |name: &str| {
+        get("contracts").map(|v| {
+            let checks = v["checks"].as_array().cloned().unwrap_or_default();
+            let mine: Vec<&Value> = checks
+                .iter()
+                .filter(|c| c["name"].as_str().is_some_and(|n| n.starts_with(name)))
+                .collect();
+            !mine.is_empty() && mine.iter().all(|c| c["status"] == "pass")
+        })
+    };
+    let consumer = contract_check("core_matches_contract");
+    let provider = contract_check("schemathesis");
     let perf_ok = passed("perf");
     let a11y = get("integration").map(|v| v["metrics"]["intelligibility"] == "pass");
-    let flake = get("unit").and_then(|v| v["metrics"]["flake_rate"].as_f64());
+    let flake = get("integration").and_then(|v| v["metrics"]["flake_rate"].as_f64());
     let waived_ids: Vec<String> = results
         .iter()
         .filter_map(|(_, v)| v.as_ref())
@@ -473,7 +526,11 @@ fn gate_provenance(w: &[Waiver]) -> Result<bool, String> {
         cov_min,
         mutation,
         mut_min,
-        contracts: if provider == Some(true) { 1.0 } else { 0.0 },
+        contracts: if provider == Some(true) && consumer == Some(true) {
+            1.0
+        } else {
+            0.0
+        },
         a11y: if a11y == Some(true) { 1.0 } else { 0.0 },
         perf: if perf_ok { 1.0 } else { 0.0 },
         flake_rate: flake,
@@ -506,7 +563,7 @@ fn gate_provenance(w: &[Waiver]) -> Result<bool, String> {
             "coverage": {"metric": metric, "value": coverage},
             "mutation_score": mutation,
             "tests_passed": get("integration").map(|v| v["status"] == "pass"),
-            "contracts": {"consumer": Value::Null, "provider": provider},
+            "contracts": {"consumer": consumer, "provider": provider},
             "a11y": match a11y { Some(true) => "pass", Some(false) => "fail", None => "not_run" },
             "perf": perf,
             "flake_rate": flake,
@@ -610,6 +667,34 @@ fn selftest() -> Result<bool, String> {
             "cargo-llvm-cov or nightly missing: cannot plant",
         );
     }
+    // mutation: a crate whose test checks too little.
+    if mutation::installed() {
+        match mutation::plant(&scratch) {
+            Ok(score) => report(
+                "mutation",
+                score < 0.5,
+                &format!("{:.0}% of planted mutants caught", score * 100.0),
+            ),
+            Err(e) => report("mutation", false, &e),
+        }
+    } else {
+        report("mutation", false, "cargo-mutants missing: cannot plant");
+    }
+    // contracts: a server whose answers break the contract.
+    let url = provider::broken_server()?;
+    let c = provider::provider_check("broken", &url, &scratch.join("broken.xml"), 3, 1);
+    report("contracts", c.status == "fail", &c.detail);
+    // integration: a test that fails every other run.
+    match integration::plant(&scratch) {
+        Ok((checks, m)) => report(
+            "flake",
+            checks
+                .iter()
+                .any(|c| c.name == "flake_rate" && c.status == "fail"),
+            &format!("flake rate {}", m["flake_rate"]),
+        ),
+        Err(e) => report("flake", false, &e),
+    }
     // perf: a missing k6 summary, then a summary whose threshold failed.
     let r = gate_perf(&[], &scratch.join("missing.json"))?;
     report("perf", !r, "no k6 summary");
@@ -708,44 +793,62 @@ fn branch_coverage(
     (ok, tail(&out), cov)
 }
 
-/// Run one gate by name.
-fn gate(name: &str, w: &[Waiver]) -> Result<bool, String> {
+/// Run one gate by name, with its own arguments.
+fn gate(name: &str, w: &[Waiver], args: &[String]) -> Result<bool, String> {
     match name {
         "validate" => gate_validate(w),
         "static" => gate_static(w),
-        "contracts" => gate_contracts(w),
+        "contracts" => gate_contracts(w, args),
         "perf" => gate_perf(w, Path::new("target/loadtest/result.json")),
         "unit" => gate_unit(w),
-        "mutation" | "integration" => {
-            let mut g = Gate::new(if name == "mutation" {
-                "mutation"
-            } else {
-                "integration"
-            });
-            g.checks
-                .push(not_run(name, "not wired yet (see the issue notes)"));
-            g.finish(w)
-        }
+        "mutation" => mutation::gate(w, args),
+        "integration" => gate_integration(w, args),
         other => Err(format!("unknown caws gate {other}")),
     }
+}
+
+/// `caws integration [--runs N]`: the e2e suite against the servers named by
+/// KOKORO_URL, KOKORO_EDGE_URL and KOKORO_NN_URL (make caws-integration starts them).
+fn gate_integration(w: &[Waiver], args: &[String]) -> Result<bool, String> {
+    let mut g = Gate::new("integration");
+    let runs: usize = flag_values(args, "--runs")
+        .first()
+        .map_or(Ok(2), |v| v.parse())
+        .map_err(|e| format!("--runs: {e}"))?;
+    if runs == 0 {
+        return Err("--runs must be at least 1".into());
+    }
+    if std::env::var_os("KOKORO_URL").is_none() {
+        g.checks.push(not_run(
+            "e2e",
+            "no running servers (KOKORO_URL unset; make caws-integration starts them)",
+        ));
+        return g.finish(w);
+    }
+    std::fs::create_dir_all(OUT).map_err(|e| format!("{OUT}: {e}"))?;
+    let out = std::env::current_dir().unwrap_or_default().join(OUT);
+    match integration::run_suite(&["tests/e2e"], runs, &out) {
+        Ok(results) => {
+            let (checks, metrics) = integration::judge(&results);
+            g.checks = checks;
+            g.metrics = metrics;
+        }
+        Err(e) => g.checks.push(check("e2e", false, e)),
+    }
+    g.finish(w)
 }
 
 pub fn main(args: &[String]) -> Result<(), String> {
     let w = waivers::load(Path::new(WAIVERS))?;
     let which = args.first().map_or("gates", String::as_str);
+    let rest = args.get(1..).unwrap_or_default();
     let ok = match which {
+        // Every gate that needs no running server, then provenance over all results
+        // (contracts and integration are read from their last run).
         "gates" => {
             let mut ok = true;
-            for g in [
-                "validate",
-                "static",
-                "contracts",
-                "perf",
-                "unit",
-                "mutation",
-                "integration",
-            ] {
-                ok &= gate(g, &w)?;
+            for g in ["validate", "static", "perf", "unit", "mutation"] {
+                ok &= gate(g, &w, &[])?;
             }
             gate_provenance(&w)? && ok
         }
@@ -754,7 +857,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             println!("caws selftest: planting one defect per gate");
             selftest()?
         }
-        other => gate(other, &w)?,
+        other => gate(other, &w, rest)?,
     };
     if ok {
         Ok(())

@@ -38,7 +38,8 @@ enum Route {
     /// Passed through to the backend (GET or the given method).
     Forward,
     NotFound,
-    MethodNotAllowed,
+    /// With the methods the path allows (the `Allow` header, RFC 9110).
+    MethodNotAllowed(&'static str),
 }
 
 fn route(method: &Method, path: &str) -> Route {
@@ -46,15 +47,15 @@ fn route(method: &Method, path: &str) -> Route {
     let is_post = matches!(method, Method::Post);
     match path {
         "/v1/audio/speech" if is_post => Route::Speech,
-        "/v1/audio/speech" => Route::MethodNotAllowed,
+        "/v1/audio/speech" => Route::MethodNotAllowed("POST"),
         "/health" if is_get => Route::Health,
         "/dev/phonemize" | "/dev/generate_from_phonemes" if is_post => Route::Forward,
-        "/dev/phonemize" | "/dev/generate_from_phonemes" => Route::MethodNotAllowed,
+        "/dev/phonemize" | "/dev/generate_from_phonemes" => Route::MethodNotAllowed("POST"),
         p if (FORWARDED_ROUTES.contains(&p) || p.starts_with("/v1/models/")) && is_get => {
             Route::Forward
         }
         p if FORWARDED_ROUTES.contains(&p) || p.starts_with("/v1/models/") || p == "/health" => {
-            Route::MethodNotAllowed
+            Route::MethodNotAllowed("GET")
         }
         _ => Route::NotFound,
     }
@@ -190,7 +191,15 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             )
             .await
         }
-        Route::MethodNotAllowed => respond_error(out, &ApiError::method_not_allowed(), &rid).await,
+        Route::MethodNotAllowed(allow) => {
+            let e = ApiError::method_not_allowed();
+            let headers = [
+                ("content-type", "application/json".to_string()),
+                ("x-request-id", rid),
+                ("allow", allow.to_string()),
+            ];
+            respond(out, e.status(), &headers, e.to_json().into_bytes()).await;
+        }
         Route::Forward => {
             #[cfg(feature = "wasi-nn")]
             if !cfg.nn_graph.is_empty()
@@ -398,11 +407,18 @@ mod tests {
         assert_eq!(route(&Method::Post, "/v1/audio/speech"), Route::Speech);
         assert_eq!(
             route(&Method::Get, "/v1/audio/speech"),
-            Route::MethodNotAllowed
+            Route::MethodNotAllowed("POST")
         );
         assert_eq!(route(&Method::Get, "/v1/models/tts-1"), Route::Forward);
         assert_eq!(route(&Method::Get, "/health"), Route::Health);
-        assert_eq!(route(&Method::Post, "/health"), Route::MethodNotAllowed);
+        assert_eq!(
+            route(&Method::Post, "/health"),
+            Route::MethodNotAllowed("GET")
+        );
+        assert_eq!(
+            route(&Method::Get, "/dev/phonemize"),
+            Route::MethodNotAllowed("POST")
+        );
         assert_eq!(route(&Method::Get, "/nope"), Route::NotFound);
         assert_eq!(route(&Method::Post, "/dev/phonemize"), Route::Forward);
         assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));

@@ -1,0 +1,239 @@
+//! The mutation gate: `cargo mutants` on the crates the tier policy names, the
+//! score read from `mutants.out/outcomes.json`:
+//! caught / (caught + missed + timeout) (unviable mutants do not count).
+
+use super::{Check, Gate, OUT, POLICY, SPEC, check, json_file, not_run, run_cmd, tail, yaml};
+use crate::waivers::Waiver;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+
+pub const CARGO_MUTANTS_VERSION: &str = "25.3.1";
+
+/// Counts read from one `outcomes.json`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counts {
+    pub caught: u64,
+    pub missed: u64,
+    pub timeout: u64,
+    pub unviable: u64,
+    /// `file:line: replacement` of each surviving mutant.
+    pub survivors: Vec<String>,
+}
+
+impl Counts {
+    /// None when no mutant was viable (nothing measured).
+    pub fn score(&self) -> Option<f64> {
+        let n = self.caught + self.missed + self.timeout;
+        (n > 0).then(|| self.caught as f64 / n as f64)
+    }
+}
+
+/// Read the outcomes; the baseline (unmutated tree) must have passed.
+pub fn read_outcomes(v: &Value) -> Result<Counts, String> {
+    let outcomes = v["outcomes"]
+        .as_array()
+        .ok_or("outcomes.json has no outcomes")?;
+    let mut c = Counts::default();
+    let mut baseline = None;
+    for o in outcomes {
+        let summary = o["summary"].as_str().unwrap_or("");
+        if o["scenario"] == "Baseline" {
+            baseline = Some(summary == "Success");
+            continue;
+        }
+        match summary {
+            "CaughtMutant" => c.caught += 1,
+            "MissedMutant" => {
+                c.missed += 1;
+                let m = &o["scenario"]["Mutant"];
+                c.survivors.push(format!(
+                    "{}:{}: {} in {}",
+                    m["file"].as_str().unwrap_or("?"),
+                    m["span"]["start"]["line"],
+                    m["replacement"].as_str().unwrap_or("?"),
+                    m["function"]["function_name"].as_str().unwrap_or("?"),
+                ));
+            }
+            "Timeout" => c.timeout += 1,
+            "Unviable" => c.unviable += 1,
+            other => return Err(format!("unexpected mutant outcome {other:?}")),
+        }
+    }
+    match baseline {
+        Some(true) => Ok(c),
+        Some(false) => Err("the unmutated baseline failed its tests".into()),
+        None if outcomes.is_empty() => Err("no outcomes recorded".into()),
+        // `--baseline skip` runs have no baseline entry.
+        None => Ok(c),
+    }
+}
+
+/// Run `cargo mutants` in `dir` on `packages`, output under `out`; extra args (e.g.
+/// `--in-diff FILE`). Returns the counts or why there are none.
+pub fn run_mutants(
+    dir: &Path,
+    packages: &[String],
+    out: &Path,
+    extra: &[String],
+) -> Result<Counts, String> {
+    let _ = std::fs::remove_dir_all(out.join("mutants.out"));
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(dir)
+        .args(["mutants", "--no-shuffle", "--colors", "never"]);
+    for p in packages {
+        cmd.args(["--package", p]);
+    }
+    cmd.arg("--output").arg(out).args(extra);
+    let (_, log) = run_cmd(&mut cmd);
+    // Exit codes 2 (missed) and 3 (timeouts) are results, not errors: read the
+    // outcomes whatever the status was.
+    let path = out.join("mutants.out/outcomes.json");
+    let v = json_file(&path).map_err(|e| format!("{e}; cargo mutants said: {}", tail(&log)))?;
+    read_outcomes(&v)
+}
+
+pub fn installed() -> bool {
+    Command::new("cargo")
+        .args(["mutants", "--version"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_MUTANTS_VERSION)
+        })
+}
+
+/// `caws mutation [--in-diff FILE]`: the full run by default; on a diff when given.
+pub fn gate(w: &[Waiver], args: &[String]) -> Result<bool, String> {
+    let mut g = Gate::new("mutation");
+    let spec = yaml(Path::new(SPEC))?;
+    let policy = json_file(Path::new(POLICY))?;
+    let tier = spec["risk_tier"].to_string();
+    let min = policy["tiers"][&tier]["mutation_min"]
+        .as_f64()
+        .ok_or("tier policy has no mutation minimum")?;
+    let packages: Vec<String> = policy["mutation_packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(String::from))
+        .collect();
+    if packages.is_empty() {
+        return Err("tier policy names no mutation_packages".into());
+    }
+    if !installed() {
+        g.checks.push(not_run(
+            "mutation_score",
+            format!("cargo-mutants {CARGO_MUTANTS_VERSION} is not installed (make caws-tools)"),
+        ));
+        return g.finish(w);
+    }
+    let diff = args
+        .iter()
+        .position(|a| a == "--in-diff")
+        .and_then(|i| args.get(i + 1));
+    let mut extra = Vec::new();
+    if let Some(d) = diff {
+        extra.extend(["--in-diff".to_string(), d.clone()]);
+    }
+    let started = std::time::Instant::now();
+    let out = std::env::current_dir().unwrap_or_default().join(OUT);
+    match run_mutants(Path::new("."), &packages, &out, &extra) {
+        Ok(c) => {
+            let score = c.score();
+            g.metrics = json!({
+                "mutation_score": score, "caught": c.caught, "missed": c.missed,
+                "timeout": c.timeout, "unviable": c.unviable, "packages": packages,
+                "scope": if diff.is_some() { "diff" } else { "full" },
+                "seconds": started.elapsed().as_secs(),
+                "survivors": c.survivors,
+            });
+            g.checks.push(score_check(&c, min, &tier));
+        }
+        Err(e) => g.checks.push(check("mutation_score", false, e)),
+    }
+    g.finish(w)
+}
+
+fn score_check(c: &Counts, min: f64, tier: &str) -> Check {
+    match c.score() {
+        Some(s) => check(
+            "mutation_score",
+            s >= min,
+            format!(
+                "{:.1}%: {} caught, {} missed, {} timed out, {} unviable (tier {tier} minimum {:.0}%)",
+                s * 100.0,
+                c.caught,
+                c.missed,
+                c.timeout,
+                c.unviable,
+                min * 100.0
+            ),
+        ),
+        // Nothing to mutate (an empty diff): nothing measured, which is not a failure.
+        None => check(
+            "mutation_score",
+            c.caught + c.missed + c.timeout == 0,
+            "no viable mutant in scope",
+        ),
+    }
+}
+
+/// The selftest's planted defect: a crate whose test runs the code but checks too
+/// little, so most mutants survive.
+pub fn plant(scratch: &Path) -> Result<f64, String> {
+    let krate = scratch.join("weak-tests");
+    std::fs::create_dir_all(krate.join("src")).map_err(|e| format!("{e}"))?;
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        "[package]\nname = \"weak-tests\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[workspace]\n",
+    )
+    .map_err(|e| format!("{e}"))?;
+    std::fs::write(
+        krate.join("src/lib.rs"),
+        "pub fn gain(x: i32) -> i32 { if x > 10 { x * 2 } else { x + 3 } }\n\
+         #[test] fn runs() { assert!(gain(5) > 0); }\n",
+    )
+    .map_err(|e| format!("{e}"))?;
+    let c = run_mutants(&krate, &["weak-tests".into()], &scratch.join("mut"), &[])?;
+    c.score().ok_or_else(|| "no viable mutant planted".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_counts_caught_missed_and_timeouts_not_unviable() {
+        let v = json!({"outcomes": [
+            {"scenario": "Baseline", "summary": "Success"},
+            {"scenario": {"Mutant": {"file": "a.rs", "span": {"start": {"line": 3}}, "replacement": "0", "function": {"function_name": "f"}}}, "summary": "MissedMutant"},
+            {"scenario": {"Mutant": {}}, "summary": "CaughtMutant"},
+            {"scenario": {"Mutant": {}}, "summary": "CaughtMutant"},
+            {"scenario": {"Mutant": {}}, "summary": "Timeout"},
+            {"scenario": {"Mutant": {}}, "summary": "Unviable"},
+        ]});
+        let c = read_outcomes(&v).unwrap();
+        assert_eq!((c.caught, c.missed, c.timeout, c.unviable), (2, 1, 1, 1));
+        assert_eq!(c.score(), Some(0.5));
+        assert_eq!(c.survivors, ["a.rs:3: 0 in f"]);
+        assert_eq!(score_check(&c, 0.5, "2").status, "pass");
+        assert_eq!(score_check(&c, 0.6, "2").status, "fail");
+    }
+
+    #[test]
+    fn a_failed_baseline_or_odd_outcome_is_an_error() {
+        let v = json!({"outcomes": [{"scenario": "Baseline", "summary": "Failure"}]});
+        assert!(read_outcomes(&v).is_err());
+        let v = json!({"outcomes": [{"scenario": {"Mutant": {}}, "summary": "Weird"}]});
+        assert!(read_outcomes(&v).is_err());
+        assert!(read_outcomes(&json!({})).is_err());
+        assert!(read_outcomes(&json!({"outcomes": []})).is_err());
+    }
+
+    #[test]
+    fn an_empty_scope_passes_without_a_score() {
+        let c = Counts::default();
+        assert_eq!(c.score(), None);
+        assert_eq!(score_check(&c, 0.5, "2").status, "pass");
+    }
+}
