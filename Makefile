@@ -85,19 +85,26 @@ wasm: toolchain
 	$(CARGO) build -p kokoro-edge-component --target wasm32-wasip2 --features wasi-nn
 	cp target/wasm32-wasip2/debug/kokoro_edge_component.wasm target/edge-nn.wasm
 
-# Start the real backend on a test port, run the Python end-to-end suite, stop it.
-e2e: build pydeps
+# The backend, the edge in front of it and the wasi-nn edge on test ports around
+# $(1); all three are stopped afterwards. $(2) is the wasi-nn edge's backend for
+# the routes it forwards (the e2e suite gives it a dead port: it must stand alone).
+define with_e2e_servers
 	@$(BACKEND) serve --listen $(E2E_ADDR) > target/e2e-backend.log 2>&1 & echo $$! > target/e2e-backend.pid; \
 	$(EDGE) --listen $(E2E_EDGE_ADDR) --backend-url http://$(E2E_ADDR) --kv-memory > target/e2e-edge.log 2>&1 & echo $$! > target/e2e-edge.pid; \
-	$(EDGE) --listen $(E2E_NN_ADDR) --component target/edge-nn.wasm --nn-model $(NN_MODEL) --backend-url http://127.0.0.1:9 > target/e2e-nn.log 2>&1 & echo $$! > target/e2e-nn.pid; \
+	$(EDGE) --listen $(E2E_NN_ADDR) --component target/edge-nn.wasm --nn-model $(NN_MODEL) --backend-url $(2) > target/e2e-nn.log 2>&1 & echo $$! > target/e2e-nn.pid; \
 	trap 'kill $$(cat target/e2e-backend.pid) $$(cat target/e2e-edge.pid) $$(cat target/e2e-nn.pid) 2>/dev/null || true' EXIT; \
 	for i in $$(seq 1 120); do curl -sf http://$(E2E_ADDR)/health >/dev/null && curl -sf http://$(E2E_EDGE_ADDR)/health >/dev/null && curl -sf http://$(E2E_NN_ADDR)/health >/dev/null && break; sleep 0.5; done; \
 	curl -sf http://$(E2E_ADDR)/health >/dev/null || { cat target/e2e-backend.log; exit 1; }; \
 	curl -sf http://$(E2E_EDGE_ADDR)/health >/dev/null || { cat target/e2e-edge.log; exit 1; }; \
 	curl -sf http://$(E2E_NN_ADDR)/health >/dev/null || { cat target/e2e-nn.log; exit 1; }; \
-	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) KOKORO_NN_URL=http://$(E2E_NN_ADDR) $(VENV)/bin/python -m pytest -q tests/e2e
+	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) KOKORO_NN_URL=http://$(E2E_NN_ADDR) $(1)
+endef
 
-test: setup fmt-check clippy wasm build unit e2e loadtest caws-ci
+# The Python end-to-end suite once against the real servers.
+e2e: build pydeps
+	$(call with_e2e_servers,$(VENV)/bin/python -m pytest -q tests/e2e,http://127.0.0.1:9)
+
+test: setup fmt-check clippy wasm build unit caws-integration loadtest caws-ci
 	@echo "make test: all checks passed"
 
 # Start the backend and the edge on test ports, run the k6 perf gate (budgets from
@@ -124,6 +131,14 @@ soak: build pydeps
 # CAWS quality gates: thin calls of `cargo xtask caws` (see .caws/README.md).
 CARGO_DENY_VERSION := 0.18.3
 CARGO_LLVM_COV_VERSION := 0.6.21
+CARGO_MUTANTS_VERSION := 25.3.1
+# Runs of the e2e suite for the flake rate; schemathesis examples per operation.
+E2E_RUNS ?= 2
+CONTRACT_EXAMPLES ?= 20
+# `make caws-mutation` runs every mutant (about 40 min here); CI runs a quarter
+# (every 4th mutant) and says so in the result's scope.
+MUTATION_ARGS ?=
+CI_MUTATION_ARGS ?= --shard 0/4
 .venv-caws/.installed: tools/caws-requirements.txt
 	$(PYTHON) -m venv .venv-caws
 	.venv-caws/bin/pip install -q --disable-pip-version-check -r tools/caws-requirements.txt
@@ -133,6 +148,8 @@ caws-tools: pydeps .venv-caws/.installed
 	  $(CARGO) install --locked cargo-deny --version $(CARGO_DENY_VERSION)
 	@command -v cargo-llvm-cov >/dev/null && cargo llvm-cov --version | grep -q "$(CARGO_LLVM_COV_VERSION)" || \
 	  $(CARGO) install --locked cargo-llvm-cov --version $(CARGO_LLVM_COV_VERSION)
+	@command -v cargo-mutants >/dev/null && cargo mutants --version | grep -q "$(CARGO_MUTANTS_VERSION)" || \
+	  $(CARGO) install --locked cargo-mutants --version $(CARGO_MUTANTS_VERSION)
 	@rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
 	@rustup component list --toolchain nightly --installed | grep -q llvm-tools || \
 	  rustup component add llvm-tools-preview --toolchain nightly
@@ -142,24 +159,32 @@ caws-static: caws-tools
 	$(CARGO) xtask caws static
 caws-unit: caws-tools
 	$(CARGO) xtask caws unit
-caws-mutation:
-	$(CARGO) xtask caws mutation
-caws-contracts:
-	$(CARGO) xtask caws contracts
-caws-integration:
-	$(CARGO) xtask caws integration
+caws-mutation: caws-tools
+	$(CARGO) xtask caws mutation $(MUTATION_ARGS)
+# Provider tests against all three servers; here the wasi-nn edge forwards its
+# info and /dev routes to the real backend, as it would be deployed.
+caws-contracts: build caws-tools
+	$(call with_e2e_servers,$(CARGO) xtask caws contracts --examples $(CONTRACT_EXAMPLES) \
+	  --provider backend=http://$(E2E_ADDR) --provider edge=http://$(E2E_EDGE_ADDR) \
+	  --provider wasi-nn=http://$(E2E_NN_ADDR),http://$(E2E_ADDR))
+caws-integration: build pydeps
+	$(call with_e2e_servers,$(CARGO) xtask caws integration --runs $(E2E_RUNS),http://127.0.0.1:9)
 caws-perf:
 	$(CARGO) xtask caws perf
-caws-selftest: pydeps
+caws-selftest: caws-tools
 	$(CARGO) xtask caws selftest
-caws-gates: caws-tools loadtest
-	$(CARGO) xtask caws gates
-# What CI runs (after `loadtest`): the gates that are wired, and the proof that they can fail.
-caws-ci: caws-tools
+# Every gate (the full mutation run included), then provenance and the trust score.
+caws-gates: caws-validate caws-static caws-unit caws-mutation caws-contracts caws-integration loadtest caws-perf
+	$(CARGO) xtask caws provenance
+# What CI runs after `caws-integration` and `loadtest`: the other gates (mutation on
+# a quarter sample), provenance, and the proof that each gate can fail.
+caws-ci: caws-tools caws-contracts
 	$(CARGO) xtask caws validate
 	$(CARGO) xtask caws static
 	$(CARGO) xtask caws unit
+	$(CARGO) xtask caws mutation $(CI_MUTATION_ARGS)
 	$(CARGO) xtask caws perf
+	$(CARGO) xtask caws provenance
 	$(CARGO) xtask caws selftest
 
 bench: setup

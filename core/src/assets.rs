@@ -203,6 +203,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn model_version_and_voice_size() {
+        let v = default_model_version();
+        assert_eq!(
+            v,
+            format!("kokoro-v1.0-int8-fconv:{}", &FCONV_MODEL_SHA256[..16])
+        );
+        assert_eq!(v.len(), "kokoro-v1.0-int8-fconv:".len() + 16);
+        assert_eq!(VOICE_BYTES, 522_240);
+    }
+
+    #[test]
     fn every_catalog_voice_is_pinned() {
         for v in crate::voice::all_voices() {
             let sum = voice_sha256(v).unwrap_or_else(|| panic!("{v} unpinned"));

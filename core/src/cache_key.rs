@@ -65,6 +65,28 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_lowercase_hex_of_the_whole_digest() {
+        // Both nibbles of every byte are spelled: over many keys each position sees
+        // many different digits (a dropped or garbled nibble would pin it).
+        let keys: Vec<String> = (0..64)
+            .map(|i| key(json!({"input": format!("text {i}")})))
+            .collect();
+        for k in &keys {
+            assert!(
+                k.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+                "{k}"
+            );
+        }
+        for pos in [0, 1, 62, 63] {
+            let mut seen: Vec<char> = keys.iter().map(|k| k.as_bytes()[pos] as char).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            assert!(seen.len() >= 10, "position {pos}: {seen:?}");
+        }
+    }
+
+    #[test]
     fn equal_requests_share_keys_and_differences_split_them() {
         let base = key(json!({"input": "Hi 5", "voice": "af_sky(1)+af_bella(2)"}));
         assert_eq!(base.len(), 64);

@@ -268,6 +268,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn type_strings_follow_openai() {
+        assert_eq!(ErrorKind::RateLimited.type_str(), "rate_limit_error");
+        assert_eq!(ErrorKind::Unauthorized.type_str(), "authentication_error");
+        assert_eq!(ErrorKind::Unavailable.type_str(), "server_error");
+        assert_eq!(
+            ErrorKind::InvalidRequest.type_str(),
+            "invalid_request_error"
+        );
+    }
+
+    #[test]
     fn envelope_shape_is_stable() {
         let e = ApiError::invalid("speed", "invalid_value", "bad \"speed\"");
         assert_eq!(

@@ -712,6 +712,101 @@ mod tests {
     }
 
     #[test]
+    fn every_unit_is_spoken() {
+        // (symbol, one, many): "1<symbol>" says one; "2 <symbol>" says many where
+        // the symbol is unambiguous on its own (not m, in, g, s, h, l, W, V, x).
+        let units = [
+            ("km", "kilometer", "kilometers"),
+            ("m", "meter", ""),
+            ("cm", "centimeter", "centimeters"),
+            ("mm", "millimeter", "millimeters"),
+            ("mi", "mile", "miles"),
+            ("ft", "foot", "feet"),
+            ("in", "inch", ""),
+            ("kg", "kilogram", "kilograms"),
+            ("g", "gram", ""),
+            ("mg", "milligram", "milligrams"),
+            ("lb", "pound", "pounds"),
+            ("lbs", "pound", "pounds"),
+            ("oz", "ounce", "ounces"),
+            ("l", "liter", ""),
+            ("L", "liter", ""),
+            ("ml", "milliliter", "milliliters"),
+            ("km/h", "kilometer per hour", "kilometers per hour"),
+            ("kph", "kilometer per hour", "kilometers per hour"),
+            ("m/s", "meter per second", "meters per second"),
+            ("mph", "mile per hour", "miles per hour"),
+            ("GB", "gigabyte", "gigabytes"),
+            ("MB", "megabyte", "megabytes"),
+            ("KB", "kilobyte", "kilobytes"),
+            ("TB", "terabyte", "terabytes"),
+            ("GHz", "gigahertz", "gigahertz"),
+            ("MHz", "megahertz", "megahertz"),
+            ("kHz", "kilohertz", "kilohertz"),
+            ("Hz", "hertz", "hertz"),
+            ("ms", "millisecond", "milliseconds"),
+            ("s", "second", ""),
+            ("min", "minute", "minutes"),
+            ("h", "hour", ""),
+            ("hr", "hour", "hours"),
+            ("hrs", "hour", "hours"),
+            ("kW", "kilowatt", "kilowatts"),
+            ("kWh", "kilowatt hour", "kilowatt hours"),
+            ("W", "watt", ""),
+            ("V", "volt", ""),
+            ("mAh", "milliamp hour", "milliamp hours"),
+            ("x", "times", ""),
+            ("°C", "degree Celsius", "degrees Celsius"),
+            ("°F", "degree Fahrenheit", "degrees Fahrenheit"),
+            ("°", "degree", "degrees"),
+        ];
+        for (sym, one, many) in units {
+            check(&format!("1{sym}"), &format!("one {one}"));
+            let spaced = format!("It is 2 {sym} long.");
+            if many.is_empty() {
+                check(&spaced, &format!("It is two {sym} long."));
+            } else {
+                check(&spaced, &format!("It is two {many} long."));
+            }
+        }
+    }
+
+    #[test]
+    fn every_abbreviation_and_symbol_is_spoken() {
+        for (abbr, word) in [
+            ("Dr", "Doctor"),
+            ("Mr", "Mister"),
+            ("Mrs", "Missus"),
+            ("Ms", "Miz"),
+            ("Prof", "Professor"),
+            ("St", "Saint"),
+            ("Jr", "Junior"),
+            ("Sr", "Senior"),
+            ("Mt", "Mount"),
+            ("Ave", "Avenue"),
+            ("Blvd", "Boulevard"),
+            ("Inc", "Incorporated"),
+            ("Ltd", "Limited"),
+            ("Corp", "Corporation"),
+            ("approx", "approximately"),
+            ("vs", "versus"),
+            ("e.g", "for example"),
+            ("i.e", "that is"),
+        ] {
+            check(&format!("{abbr}. Smith"), &format!("{word} Smith"));
+        }
+        check(
+            "see example.com/a?b=c&d#e%f+g~h_i:j",
+            "see example dot com slash a question mark b equals c and d hash e percent f \
+             plus g tilde h underscore i colon j",
+        );
+        check("¥500", "five hundred yen");
+        check("¥1.01", "one yen and one sen");
+        check("$5 thousand", "five thousand dollars");
+        check("at 12:30:01 pm", "at twelve thirty and one second p m");
+    }
+
+    #[test]
     fn table() {
         let cases = [
             ("I have 3 apples.", "I have three apples."),

@@ -162,6 +162,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn plurals_of_decade_words() {
+        for (one, many) in [
+            ("nineteen ninety", "nineteen nineties"),
+            ("twenty six", "twenty sixes"),
+            ("match", "matches"),
+            ("dish", "dishes"),
+            ("ten", "tens"),
+        ] {
+            assert_eq!(pluralize(one), many);
+        }
+    }
+
+    #[test]
     fn cardinals() {
         for (n, w) in [
             (0, "zero"),

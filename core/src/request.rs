@@ -548,6 +548,35 @@ mod tests {
     }
 
     #[test]
+    fn instructions_limit_is_inclusive() {
+        let at = json!({"input": "a", "instructions": "x".repeat(4096)});
+        assert!(SpeechRequest::from_value(&at).is_ok());
+        let over = json!({"input": "a", "instructions": "x".repeat(4097)});
+        assert_eq!(
+            SpeechRequest::from_value(&over).unwrap_err().code,
+            "instructions_too_long"
+        );
+    }
+
+    #[test]
+    fn language_aliases() {
+        for (s, l) in [
+            ("en", Lang::EnUs),
+            (" EN-GB ", Lang::EnGb),
+            ("fr", Lang::Fr),
+            ("pt", Lang::PtBr),
+            ("zh", Lang::Zh),
+            ("B", Lang::EnGb),
+        ] {
+            assert_eq!(Lang::parse(s), Some(l), "{s}");
+        }
+        for s in ["", "x", "english", "ab", "de"] {
+            assert_eq!(Lang::parse(s), None, "{s}");
+        }
+        assert!(Lang::EnGb.is_english() && !Lang::Fr.is_english() && !Lang::Zh.is_english());
+    }
+
+    #[test]
     fn malformed_bytes() {
         let e = SpeechRequest::from_json(b"{\"input\": \"\xff\xfe\"}").unwrap_err();
         assert_eq!(e.code, "invalid_json");

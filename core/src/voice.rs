@@ -287,6 +287,20 @@ mod tests {
     }
 
     #[test]
+    fn blend_primary_and_canonical_form() {
+        let b = parse_voice("bf_emma(3)+af_bella(1)").unwrap();
+        assert_eq!(b.primary(), "bf_emma");
+        assert_eq!(b.canonical(), "af_bella(0.2500)+bf_emma(0.7500)");
+        // A tie keeps the first in canonical order.
+        assert_eq!(
+            parse_voice("bf_emma+af_bella").unwrap().primary(),
+            "af_bella"
+        );
+        let e = parse_voice("xx_nobody").unwrap_err();
+        assert!(e.message.contains("xx_nobody"), "{}", e.message);
+    }
+
+    #[test]
     fn openai_names_map_into_catalog() {
         for (openai, kokoro) in OPENAI_VOICE_MAP {
             assert!(ENGLISH_VOICES.contains(&kokoro), "{openai}");

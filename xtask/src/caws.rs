@@ -730,7 +730,7 @@ fn gate_unit(w: &[Waiver]) -> Result<bool, String> {
     if !available("cargo", &["+nightly", "llvm-cov", "--version"]) {
         g.checks.push(not_run(
             "branch_coverage",
-            "cargo-llvm-cov or the nightly toolchain is missing (make caws-tools-cov)",
+            "cargo-llvm-cov or the nightly toolchain is missing (make caws-tools)",
         ));
         return g.finish(w);
     }

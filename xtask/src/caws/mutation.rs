@@ -102,7 +102,7 @@ pub fn installed() -> bool {
         })
 }
 
-/// `caws mutation [--in-diff FILE]`: the full run by default; on a diff when given.
+/// `caws mutation [--in-diff FILE | --shard K/N]`: every mutant by default.
 pub fn gate(w: &[Waiver], args: &[String]) -> Result<bool, String> {
     let mut g = Gate::new("mutation");
     let spec = yaml(Path::new(SPEC))?;
@@ -127,13 +127,15 @@ pub fn gate(w: &[Waiver], args: &[String]) -> Result<bool, String> {
         ));
         return g.finish(w);
     }
-    let diff = args
-        .iter()
-        .position(|a| a == "--in-diff")
-        .and_then(|i| args.get(i + 1));
+    // A diff (`--in-diff FILE`) or a shard (`--shard K/N`, every N-th mutant: a
+    // sample) narrows the run; without either every mutant runs.
     let mut extra = Vec::new();
-    if let Some(d) = diff {
-        extra.extend(["--in-diff".to_string(), d.clone()]);
+    let mut scope = "full".to_string();
+    for flag in ["--in-diff", "--shard"] {
+        if let Some(v) = super::flag_values(args, flag).first() {
+            extra.extend([flag.to_string(), v.to_string()]);
+            scope = format!("{} {v}", flag.trim_start_matches('-'));
+        }
     }
     let started = std::time::Instant::now();
     let out = std::env::current_dir().unwrap_or_default().join(OUT);
@@ -143,7 +145,7 @@ pub fn gate(w: &[Waiver], args: &[String]) -> Result<bool, String> {
             g.metrics = json!({
                 "mutation_score": score, "caught": c.caught, "missed": c.missed,
                 "timeout": c.timeout, "unviable": c.unviable, "packages": packages,
-                "scope": if diff.is_some() { "diff" } else { "full" },
+                "scope": scope,
                 "seconds": started.elapsed().as_secs(),
                 "survivors": c.survivors,
             });
