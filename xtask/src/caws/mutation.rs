@@ -89,6 +89,12 @@ pub fn run_mutants(
     // Exit codes 2 (missed) and 3 (timeouts) are results, not errors: read the
     // outcomes whatever the status was.
     let path = out.join("mutants.out/outcomes.json");
+    if !path.is_file()
+        && (log.contains("No mutants to filter") || log.contains("Diff file is empty"))
+    {
+        // A diff that touches no mutable code: nothing to measure.
+        return Ok(Counts::default());
+    }
     let v = json_file(&path).map_err(|e| format!("{e}; cargo mutants said: {}", tail(&log)))?;
     read_outcomes(&v)
 }
