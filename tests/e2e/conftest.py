@@ -1,5 +1,6 @@
 """End-to-end tests against a running backend (started by `make e2e`)."""
 import os
+import random
 
 import httpx
 import numpy as np
@@ -11,6 +12,13 @@ URL = os.environ.get("KOKORO_URL", "http://127.0.0.1:8880")
 @pytest.fixture(scope="session")
 def url():
     return URL
+
+
+@pytest.fixture(scope="session")
+def fresh():
+    """A number unique to this session: text that says it misses every cache, so the
+    suite can run again against the same servers (the integration gate runs it twice)."""
+    return random.SystemRandom().randint(1, 999_999)
 
 
 @pytest.fixture(scope="session")

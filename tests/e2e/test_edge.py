@@ -25,19 +25,20 @@ def test_health_and_request_id(edge):
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav", "pcm"])
-def test_speech_is_forwarded_for_every_format(edge, fmt):
-    r = edge.post("/v1/audio/speech", json={"input": "Hello through the edge.", "response_format": fmt, "stream": False})
+def test_speech_is_forwarded_for_every_format(edge, fmt, fresh):
+    body = {"input": f"Hello through the edge, take {fresh}.", "response_format": fmt, "stream": False}
+    r = edge.post("/v1/audio/speech", json=body)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("audio/")
     assert r.headers["x-cache"] == "miss"
     assert len(r.content) > 2000
 
 
-def test_streaming_passes_through(edge):
+def test_streaming_passes_through(edge, fresh):
     t = time.perf_counter()
     first = None
     total = 0
-    with edge.stream("POST", "/v1/audio/speech", json={"input": "First a short part. " + "Then a much longer sentence follows it, " * 4 + "to the end.", "response_format": "pcm"}) as r:
+    with edge.stream("POST", "/v1/audio/speech", json={"input": f"First a short part, take {fresh}. " + "Then a much longer sentence follows it, " * 4 + "to the end.", "response_format": "pcm"}) as r:
         assert r.status_code == 200
         for chunk in r.iter_raw():
             if chunk and first is None:
@@ -140,8 +141,8 @@ def test_backend_down_gives_503_with_retry_after():
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_cache_miss_then_hit_returns_identical_bytes(edge, http, stream):
-    body = {"input": f"The cache remembers this, stream {stream}.", "response_format": "mp3", "stream": stream}
+def test_cache_miss_then_hit_returns_identical_bytes(edge, http, stream, fresh):
+    body = {"input": f"The cache remembers this, stream {stream}, take {fresh}.", "response_format": "mp3", "stream": stream}
     first = edge.post("/v1/audio/speech", json=body)
     assert first.status_code == 200 and first.headers["x-cache"] == "miss"
     before = metric(http, "POST", "/v1/audio/speech", 200)
