@@ -51,13 +51,20 @@ pub fn provider_check(name: &str, url: &str, report: &Path, examples: u32, seed:
                 .filter(|(_, o)| **o == junit::Outcome::Failed)
                 .map(|(id, _)| id)
                 .collect();
-            let summary = out
+            let last = out
                 .lines()
                 .rev()
                 .find(|l| l.contains(" in ") && l.contains('='))
                 .unwrap_or("")
-                .trim_matches(|c| c == '=' || c == ' ')
-                .to_string();
+                .trim_matches(|c| c == '=' || c == ' ');
+            // "650 generated, 650 passed": the line after "Test cases:".
+            let cases_line = out
+                .lines()
+                .skip_while(|l| !l.starts_with("Test cases:"))
+                .nth(1)
+                .unwrap_or("")
+                .trim();
+            let summary = format!("{cases_line}; {last}");
             check(
                 &check_name,
                 ok && failed.is_empty(),
