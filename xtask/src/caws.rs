@@ -592,6 +592,21 @@ fn gate_provenance(w: &[Waiver]) -> Result<bool, String> {
     Ok(gates.iter().all(|g| passed(g)))
 }
 
+/// A one-file crate `name` under `scratch` (its own workspace), for the selftest.
+fn scratch_crate(scratch: &Path, name: &str, lib_rs: &str) -> Result<PathBuf, String> {
+    let krate = scratch.join(name);
+    std::fs::create_dir_all(krate.join("src")).map_err(|e| format!("{e}"))?;
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[workspace]\n"
+        ),
+    )
+    .map_err(|e| format!("{e}"))?;
+    std::fs::write(krate.join("src/lib.rs"), lib_rs).map_err(|e| format!("{e}"))?;
+    Ok(krate)
+}
+
 /// Plant a defect per gate (in a scratch copy) and show the gate going red.
 fn selftest() -> Result<bool, String> {
     let scratch = std::env::temp_dir().join(format!("caws-selftest-{}", std::process::id()));
@@ -638,19 +653,12 @@ fn selftest() -> Result<bool, String> {
     report("secrets", c.status == "fail", &c.detail);
     // unit: a crate whose test takes one side of a branch only.
     if available("cargo", &["+nightly", "llvm-cov", "--version"]) {
-        let krate = scratch.join("uncovered");
-        std::fs::create_dir_all(krate.join("src")).map_err(|e| format!("{e}"))?;
-        std::fs::write(
-            krate.join("Cargo.toml"),
-            "[package]\nname = \"uncovered\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[workspace]\n",
-        )
-        .map_err(|e| format!("{e}"))?;
-        std::fs::write(
-            krate.join("src/lib.rs"),
+        let krate = scratch_crate(
+            &scratch,
+            "uncovered",
             "pub fn sign(x: i32) -> i32 { if x < 0 { -1 } else if x == 0 { 0 } else { 1 } }\n\
              #[test] fn positive() { assert_eq!(sign(5), 1); }\n",
-        )
-        .map_err(|e| format!("{e}"))?;
+        )?;
         let (_, _, cov) = branch_coverage(&krate, &[], &scratch.join("cov.json"));
         match cov {
             Ok((v, n)) => report(

@@ -189,19 +189,12 @@ fn score_check(c: &Counts, min: f64, tier: &str) -> Check {
 /// The selftest's planted defect: a crate whose test runs the code but checks too
 /// little, so most mutants survive.
 pub fn plant(scratch: &Path) -> Result<f64, String> {
-    let krate = scratch.join("weak-tests");
-    std::fs::create_dir_all(krate.join("src")).map_err(|e| format!("{e}"))?;
-    std::fs::write(
-        krate.join("Cargo.toml"),
-        "[package]\nname = \"weak-tests\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[workspace]\n",
-    )
-    .map_err(|e| format!("{e}"))?;
-    std::fs::write(
-        krate.join("src/lib.rs"),
+    let krate = super::scratch_crate(
+        scratch,
+        "weak-tests",
         "pub fn gain(x: i32) -> i32 { if x > 10 { x * 2 } else { x + 3 } }\n\
          #[test] fn runs() { assert!(gain(5) > 0); }\n",
-    )
-    .map_err(|e| format!("{e}"))?;
+    )?;
     let c = run_mutants(&krate, &["weak-tests".into()], &scratch.join("mut"), &[])?;
     c.score().ok_or_else(|| "no viable mutant planted".into())
 }
