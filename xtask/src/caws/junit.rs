@@ -11,7 +11,7 @@ pub enum Outcome {
     Skipped,
 }
 
-/// Test id (`classname::name`) -> outcome, in file order of first appearance.
+/// Test id (`classname::name`) -> outcome, sorted by id.
 pub type Cases = BTreeMap<String, Outcome>;
 
 fn unescape(s: &str) -> String {

@@ -99,13 +99,10 @@ pub fn run_mutants(
     read_outcomes(&v)
 }
 
+/// The pinned cargo-mutants is installed (its outcomes format is what we read).
 pub fn installed() -> bool {
-    Command::new("cargo")
-        .args(["mutants", "--version"])
-        .output()
-        .is_ok_and(|o| {
-            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_MUTANTS_VERSION)
-        })
+    let (ok, out) = super::run("cargo", &["mutants", "--version"]);
+    ok && out.contains(CARGO_MUTANTS_VERSION)
 }
 
 /// `caws mutation [--in-diff FILE | --shard K/N]`: every mutant by default.
