@@ -129,7 +129,7 @@ soak: build pydeps
 	$(call with_servers,--soak $(SOAK_SECS) --soak-vus 2)
 
 # CAWS quality gates: thin calls of `cargo xtask caws` (see .caws/README.md).
-CARGO_DENY_VERSION := 0.18.3
+CARGO_DENY_VERSION := 0.20.2
 CARGO_LLVM_COV_VERSION := 0.6.21
 CARGO_MUTANTS_VERSION := 25.3.1
 # Runs of the e2e suite for the flake rate; schemathesis examples per operation.

@@ -131,13 +131,22 @@ pub const ERROR_CODES: [(&str, ErrorKind); 28] = [
     ("upstream_timeout", ErrorKind::GatewayTimeout),
 ];
 
-/// An API error: kind (status), stable machine `code`, optional `param`, human message.
+/// Seconds a retryable error tells the client to wait unless the server is
+/// configured otherwise (`--retry-after-secs`).
+pub const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
+
+/// An API error: kind (status), stable machine `code`, optional `param`, human
+/// message, and for retryable kinds the `Retry-After` seconds.
+///
+/// Every message either tier emits is written once, in a named constructor here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub kind: ErrorKind,
     pub code: &'static str,
     pub param: Option<String>,
     pub message: String,
+    /// `Some` exactly when the kind is retryable.
+    pub retry_after_secs: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -165,7 +174,26 @@ impl ApiError {
             code,
             param: None,
             message: message.into(),
+            retry_after_secs: kind.is_retryable().then_some(DEFAULT_RETRY_AFTER_SECS),
         }
+    }
+
+    /// Set the `Retry-After` seconds (no effect on errors that are not retryable).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        if self.retry_after_secs.is_some() {
+            self.retry_after_secs = Some(secs);
+        }
+        self
+    }
+
+    /// The response headers an error carries besides the request id: the JSON
+    /// content type and, when retryable, `retry-after`.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = vec![("content-type", "application/json".to_string())];
+        if let Some(s) = self.retry_after_secs {
+            h.push(("retry-after", s.to_string()));
+        }
+        h
     }
 
     /// Attach the offending request field.
@@ -236,6 +264,77 @@ impl ApiError {
         Self::new(ErrorKind::Unavailable, code, message)
     }
 
+    /// A path no route serves.
+    pub fn no_such_route() -> Self {
+        Self::not_found("No such route. See the API contract for the routes.")
+    }
+
+    /// A body that could not be read off the connection.
+    pub fn unreadable_body() -> Self {
+        Self::new(
+            ErrorKind::InvalidRequest,
+            "invalid_json",
+            "Could not read the request body.",
+        )
+    }
+
+    /// A body that is JSON but not an object.
+    pub fn not_an_object() -> Self {
+        Self::new(
+            ErrorKind::InvalidRequest,
+            "invalid_json",
+            "Request body must be a JSON object.",
+        )
+    }
+
+    /// A language this build cannot phonemize.
+    pub fn unsupported_language(tag: &str) -> Self {
+        Self::new(
+            ErrorKind::Unprocessable,
+            "unsupported_language",
+            format!(
+                "Language '{tag}' needs the espeak-ng G2P, which this server was built without."
+            ),
+        )
+        .with_param("lang_code")
+    }
+
+    /// A catalog voice whose pack this server does not have.
+    pub fn voice_not_installed(voice: &str) -> Self {
+        Self::invalid(
+            "voice",
+            "voice_not_found",
+            format!("Voice '{voice}' is not installed on this server."),
+        )
+    }
+
+    /// Text that normalizes to nothing speakable.
+    pub fn no_speakable_text() -> Self {
+        Self::new(
+            ErrorKind::Unprocessable,
+            "no_speakable_text",
+            "'input' contains nothing that can be spoken.",
+        )
+        .with_param("input")
+    }
+
+    /// The edge cannot reach the backend.
+    pub fn upstream_unavailable() -> Self {
+        Self::unavailable(
+            "upstream_unavailable",
+            "The speech backend is unreachable. Retry after the time given in Retry-After.",
+        )
+    }
+
+    /// The backend answered with a server error.
+    pub fn upstream_error() -> Self {
+        Self::new(
+            ErrorKind::BadGateway,
+            "upstream_error",
+            "The speech backend failed.",
+        )
+    }
+
     pub fn status(&self) -> u16 {
         self.kind.status()
     }
@@ -289,6 +388,24 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
         assert!(v["error"]["param"].is_null());
         assert_eq!(v["error"]["type"], "server_error");
+    }
+
+    #[test]
+    fn retry_after_rides_on_retryable_errors_only() {
+        let e = ApiError::rate_limited();
+        assert_eq!(e.retry_after_secs, Some(DEFAULT_RETRY_AFTER_SECS));
+        assert_eq!(
+            e.clone().with_retry_after(7).headers(),
+            vec![
+                ("content-type", "application/json".to_string()),
+                ("retry-after", "7".to_string())
+            ]
+        );
+        let e = ApiError::no_such_route().with_retry_after(7);
+        assert_eq!(e.retry_after_secs, None);
+        assert_eq!(e.headers().len(), 1);
+        assert_eq!(ApiError::upstream_unavailable().status(), 503);
+        assert_eq!(ApiError::upstream_error().retry_after_secs, Some(1));
     }
 
     #[test]

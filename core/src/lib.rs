@@ -1,7 +1,9 @@
 //! `kokoro-core`: the pure logic both tiers of kokoro-edge share.
 //!
 //! - [`request::SpeechRequest`]: the contract's speech request, parsed and validated.
-//! - [`error::ApiError`]: the one error type, its status table and JSON envelope.
+//! - [`error::ApiError`]: the one error type, its status table and JSON envelope,
+//!   and a named constructor for every message either tier sends.
+//! - [`boundary`]: the route table, the API-key rule, request ids, the JSON check.
 //! - [`voice`]: the voice catalog and blend expressions (`af_bella(2)+af_sky(1)`).
 //! - [`normalize`]: English text normalization (numbers, money, dates, ...).
 //! - [`chunk`]: sentence-first chunking with a small first chunk.
@@ -11,6 +13,7 @@
 //! ONNX Runtime or Spin. It builds for native targets and for `wasm32-wasip2`.
 
 pub mod assets;
+pub mod boundary;
 pub mod cache_key;
 pub mod catalog;
 pub mod chunk;

@@ -151,3 +151,40 @@ fn error_code_table_matches() {
         }
     }
 }
+
+#[test]
+fn route_table_is_the_contracts() {
+    // Both tiers route with `boundary::ROUTES`: it must list exactly the
+    // contract's operations (path and method).
+    let c = contract();
+    let theirs: std::collections::BTreeSet<(String, String)> = c["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| ["get", "post", "put", "delete", "patch"].contains(&m.as_str()))
+                .map(move |m| (path.clone(), m.to_ascii_uppercase()))
+        })
+        .collect();
+    let ours: std::collections::BTreeSet<(String, String)> = kokoro_core::boundary::ROUTES
+        .iter()
+        .map(|r| (r.path.to_string(), r.method.as_str().to_string()))
+        .collect();
+    assert_eq!(theirs, ours);
+    // The open routes are the ones the contract gives no security requirement.
+    for r in &kokoro_core::boundary::ROUTES {
+        let op = &c["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
+        let open = op
+            .get("security")
+            .and_then(Value::as_array)
+            .is_some_and(|s| {
+                s.is_empty()
+                    || s.iter()
+                        .any(|x| x.as_object().is_some_and(|o| o.is_empty()))
+            });
+        assert_eq!(open, r.open, "{} security in the contract", r.path);
+    }
+}

@@ -9,11 +9,11 @@
 use clap::Parser;
 use http_body_util::BodyExt;
 use kokoro_backend::config::ServeArgs;
-use kokoro_backend::engine::JobInput;
 use kokoro_backend::engine::model::{Model, OrtModel};
 use kokoro_backend::http::{AppState, app};
 use kokoro_backend::metrics::Metrics;
 use kokoro_core::voice::VoiceBlend;
+use kokoro_synth::pipeline::Input;
 use std::sync::Arc;
 use std::time::Instant;
 use tower::ServiceExt;
@@ -76,7 +76,7 @@ fn main() {
         .unwrap();
     let engine = kokoro_backend::start_engine(&ecfg, 16, Arc::new(Metrics::default())).unwrap();
     let text = "The quick brown fox jumps over the lazy dog.";
-    let ps = kokoro_backend::g2p::phonemize(text, kokoro_core::Lang::EnUs).unwrap();
+    let ps = kokoro_synth::g2p::phonemize(text, kokoro_core::Lang::EnUs).unwrap();
     let (ids, _) = engine.vocab().encode_padded(&ps);
     let voice = VoiceBlend::single("af_heart");
     let style = engine.voices().style(&voice, ids.len() - 2).unwrap();
@@ -113,7 +113,7 @@ fn main() {
         }
         let t = Instant::now();
         rt.block_on(engine.synthesize(
-            JobInput::Phonemes(ps.clone()),
+            Input::Phonemes(ps.clone()),
             kokoro_core::Lang::EnUs,
             &voice,
             1.0,

@@ -1,17 +1,16 @@
 //! `kokoro-backend`: the native Kokoro-82M speech server.
 //!
 //! - [`config`]: flags and the validated [`config::Config`].
-//! - [`engine`]: worker threads owning ONNX sessions, the bounded queue, the
-//!   per-request pipeline ([`engine::run`]).
-//! - [`g2p`]: text to phonemes (misaki-rs; espeak-ng behind a feature), from `kokoro-synth`.
-//! - [`audio`]: loudness normalization (`kokoro-synth`) and encoders.
+//! - [`engine`]: worker threads owning ONNX sessions, the bounded queue, and the
+//!   scheduling of one request over them ([`engine::run`]); the speech pipeline
+//!   itself is `kokoro_synth::pipeline`.
+//! - [`audio`]: the native encoders (mp3, opus, aac) beside the shared ones.
 //! - [`http`]: the axum router ([`http::app`]).
 //! - [`metrics`]: Prometheus metrics.
 
 pub mod audio;
 pub mod config;
 pub mod engine;
-pub use kokoro_synth::g2p;
 pub mod http;
 pub mod metrics;
 
@@ -49,7 +48,7 @@ pub fn start_engine(
     let vocab_text = std::fs::read_to_string(&cfg.vocab)
         .map_err(|e| format!("cannot read {}: {e}", cfg.vocab.display()))?;
     let vocab = kokoro_core::vocab::Vocab::from_json(&vocab_text)?;
-    let voices = engine::voices::VoiceStore::load(&cfg.voices_dir)?;
+    let voices = kokoro_synth::voices::VoiceStore::load(&cfg.voices_dir)?;
     engine::model::init_ort(cfg)?;
     let model_cfg = cfg.clone();
     let factory: engine::ModelFactory = Arc::new(move || {

@@ -143,24 +143,17 @@ async fn say(args: SayArgs) -> Result<()> {
     let req = kokoro_core::SpeechRequest::from_value(&body)
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let cfg = args.engine.validate().map_err(anyhow::Error::msg)?;
-    let pieces = engine::plan(&req, &cfg.chunk).map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let total = pieces.len();
     let metrics = Arc::new(Metrics::default());
     let c = cfg.clone();
     let engine = tokio::task::spawn_blocking(move || kokoro_backend::start_engine(&c, 4, metrics))
         .await?
         .map_err(anyhow::Error::msg)?;
-    let post = engine::post(&cfg, Some(req.format)).map_err(anyhow::Error::msg)?;
+    let speech = engine
+        .prepare(&req)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let total = speech.pieces.len();
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    tokio::spawn(engine::run(
-        engine,
-        pieces,
-        req.lang,
-        req.voice.clone(),
-        req.speed,
-        post,
-        tx,
-    ));
+    tokio::spawn(engine::run(engine, speech, tx));
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(&args.output)
             .with_context(|| format!("cannot create {}", args.output.display()))?,
@@ -168,11 +161,11 @@ async fn say(args: SayArgs) -> Result<()> {
     let (mut done, mut samples) = (0usize, 0usize);
     let t = std::time::Instant::now();
     while let Some(ev) = rx.recv().await {
-        match ev.map_err(|e| anyhow::anyhow!("synthesis failed: {e:?}"))? {
+        match ev.map_err(|e| anyhow::anyhow!("synthesis failed: {}", e.to_api().message))? {
             Event::Audio { samples: s, bytes } => {
                 out.write_all(&bytes)?;
                 done += 1;
-                samples += s.len();
+                samples += s;
                 let pct = done * 100 / total.max(1);
                 eprint!(
                     "\r[{:<30}] {pct:>3}% ({done}/{total} chunks)",

@@ -4,7 +4,9 @@
 //!
 //! - wav: RIFF/WAVE s16le; when streaming (length unknown) the size fields are 0xFFFFFFFF.
 //! - pcm: raw s16le.
-//! - flac: `flacenc` frames of 4096 samples, 16 bit.
+//! - flac: `flacenc` frames of 4096 samples, 16 bit; the last frame holds the
+//!   rest, padded with silence to FLAC's 32-sample minimum when shorter (at most
+//!   1.3 ms).
 //!
 //! The native backend adds mp3, opus and aac (C libraries) on top of these.
 
@@ -38,9 +40,19 @@ pub fn encode_with(mut enc: Box<dyn Encoder>, pcm: &[f32]) -> Result<Vec<u8>, St
     Ok(out)
 }
 
+/// A sample in [-1, 1]; non-finite input becomes silence. Every encoder's
+/// input goes through this (LAME aborts the process on non-finite samples).
+pub fn clip(x: f32) -> f32 {
+    if x.is_finite() {
+        x.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
 /// Float sample to s16 with clipping.
 pub fn to_i16(x: f32) -> i16 {
-    (x.clamp(-1.0, 1.0) * 32767.0).round() as i16
+    (clip(x) * 32767.0).round() as i16
 }
 
 /// Append `pcm` as s16le.
@@ -116,6 +128,8 @@ impl Encoder for Wav {
 }
 
 const FLAC_BLOCK: usize = 4096;
+/// The smallest block `flacenc` encodes.
+const FLAC_MIN_BLOCK: usize = 32;
 
 pub struct Flac {
     config: flacenc::error::Verified<flacenc::config::Encoder>,
@@ -162,6 +176,15 @@ impl Flac {
         use flacenc::component::BitRepr;
         use flacenc::source::Source;
         let full = self.pending.len() / FLAC_BLOCK * FLAC_BLOCK;
+        if last {
+            // The final block may be short, but not below FLAC's minimum: pad the
+            // rest with silence (a stream whose last frame fails would end the
+            // transfer early).
+            let rest = self.pending.len() - full;
+            if rest > 0 && rest < FLAC_MIN_BLOCK {
+                self.pending.resize(full + FLAC_MIN_BLOCK, 0);
+            }
+        }
         let take = if last { self.pending.len() } else { full };
         let mut pos = 0;
         while pos < take {
@@ -223,5 +246,24 @@ mod tests {
         }
         assert_eq!(to_i16(2.0), i16::MAX);
         assert_eq!(to_i16(-2.0), -i16::MAX);
+        assert_eq!(to_i16(f32::NAN), 0);
+        assert_eq!(clip(f32::NEG_INFINITY), 0.0);
+    }
+
+    #[test]
+    fn flac_ends_whole_whatever_the_remainder() {
+        // Every remainder class around the 32-sample minimum, streamed and whole.
+        for n in [0, 1, 5, 31, 32, 33, 4095, 4096, 4097, 4096 + 31, 8192 + 7] {
+            let pcm: Vec<f32> = (0..n).map(|i| ((i % 40) as f32 / 40.0) - 0.5).collect();
+            let whole = encode_with(pure_encoder(AudioFormat::Flac, Some(n)).unwrap(), &pcm);
+            assert!(whole.is_ok(), "{n} samples: {whole:?}");
+            let mut e = Flac::new().unwrap();
+            let mut out = Vec::new();
+            for c in pcm.chunks(1000) {
+                e.encode(c, &mut out).unwrap();
+            }
+            assert!(e.finish(&mut out).is_ok(), "{n} samples streamed");
+            assert_eq!(&out[..4], b"fLaC");
+        }
     }
 }

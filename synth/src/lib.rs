@@ -7,12 +7,16 @@
 //!   backend, wasi-nn in the component), at most [`IDS_PER_CALL`] ids per call.
 //! - [`voices`]: voice packs and style vectors; [`loudness`]: BS.1770 normalization
 //!   and limiting; [`encode`]: wav, pcm and flac.
+//! - [`pipeline`]: the steps above as one pipeline (check, plan, render, output),
+//!   which both serving paths and the CLI run.
 //!
 //! No sockets, no threads; file reads only where a caller asks ([`voices::VoiceStore::load`]).
 
 pub mod encode;
+pub mod fake;
 pub mod g2p;
 pub mod loudness;
+pub mod pipeline;
 pub mod voices;
 
 use kokoro_core::chunk::{ChunkOptions, MAX_PHONEME_IDS, chunk_text, split_phonemes};
@@ -20,8 +24,7 @@ use kokoro_core::markup::{Segment, segments};
 use kokoro_core::normalize::normalize;
 use kokoro_core::vocab::Vocab;
 use kokoro_core::voice::VoiceBlend;
-use kokoro_core::{ApiError, ErrorKind, SAMPLE_RATE, SpeechRequest};
-use loudness::Loudness;
+use kokoro_core::{ApiError, Lang, SAMPLE_RATE, SpeechRequest};
 use voices::VoiceStore;
 
 /// Phoneme ids per inference call. The model takes up to 510, but activation
@@ -51,6 +54,8 @@ pub trait Model {
 /// Why a chunk could not be synthesized.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SynthError {
+    /// The language needs a G2P this build does not have.
+    Unsupported(Lang),
     VoiceMissing(String),
     Cancelled,
     Failed(String),
@@ -64,7 +69,7 @@ pub struct Tables<'a> {
 }
 
 /// What one [`synthesize`] call did, for metrics.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SynthStats {
     /// Inference calls (their durations go to the `timed` callback).
     pub calls: usize,
@@ -85,10 +90,8 @@ pub fn synthesize(
     timed: &mut dyn FnMut(f64),
 ) -> Result<(Vec<f32>, SynthStats), SynthError> {
     let Tables { vocab, voices } = tables;
-    for (name, _) in voice.terms() {
-        if !voices.contains(name) {
-            return Err(SynthError::VoiceMissing((*name).to_string()));
-        }
+    if let Some(name) = voices.missing(voice) {
+        return Err(SynthError::VoiceMissing(name.to_string()));
     }
     let mut audio = Vec::new();
     let mut stats = SynthStats::default();
@@ -201,52 +204,9 @@ pub fn plan(req: &SpeechRequest, chunk: &ChunkOptions) -> Result<Vec<Piece>, Api
         }
     }
     if !pieces.iter().any(|p| matches!(p, Piece::Text(_))) {
-        return Err(ApiError::new(
-            ErrorKind::Unprocessable,
-            "no_speakable_text",
-            "'input' contains nothing that can be spoken.",
-        )
-        .with_param("input"));
+        return Err(ApiError::no_speakable_text());
     }
     Ok(pieces)
-}
-
-/// Per-request post-processing: loudness normalization, then (optionally) an encoder.
-pub struct Post {
-    loudness: Loudness,
-    encoder: Option<Box<dyn encode::Encoder>>,
-}
-
-impl Post {
-    pub fn new(
-        target_lufs: f64,
-        true_peak_dbtp: f64,
-        encoder: Option<Box<dyn encode::Encoder>>,
-    ) -> Result<Self, String> {
-        Ok(Self {
-            loudness: Loudness::new(target_lufs, true_peak_dbtp)?,
-            encoder,
-        })
-    }
-
-    /// Normalize `audio`; with an encoder, return its encoded bytes.
-    pub fn chunk(&mut self, audio: &mut [f32]) -> Result<Vec<u8>, String> {
-        sanitize(audio);
-        self.loudness.process(audio);
-        let mut out = Vec::new();
-        if let Some(e) = &mut self.encoder {
-            e.encode(audio, &mut out)?;
-        }
-        Ok(out)
-    }
-
-    pub fn finish(&mut self) -> Result<Vec<u8>, String> {
-        let mut out = Vec::new();
-        if let Some(e) = &mut self.encoder {
-            e.finish(&mut out)?;
-        }
-        Ok(out)
-    }
 }
 
 #[cfg(test)]
@@ -312,14 +272,6 @@ mod tests {
         let mut a = vec![0.1, f32::NAN, f32::INFINITY, -0.2];
         assert_eq!(sanitize(&mut a), 2);
         assert!(a.iter().all(|s| s.is_finite()));
-        let mut post = Post::new(
-            -16.0,
-            -1.0,
-            encode::pure_encoder(kokoro_core::AudioFormat::Pcm, None),
-        )
-        .unwrap();
-        let mut b = vec![f32::NAN; 4800];
-        assert_eq!(post.chunk(&mut b).unwrap().len(), 9600);
     }
 
     /// A fake model: one sample per id, valued by the speed; NaN at the end.

@@ -51,6 +51,16 @@ impl VoiceStore {
         self.packs.contains_key(name)
     }
 
+    /// The first voice of a blend this store does not have: the one "is it
+    /// installed" rule of every path.
+    pub fn missing(&self, blend: &VoiceBlend) -> Option<&'static str> {
+        blend
+            .terms()
+            .iter()
+            .map(|(v, _)| *v)
+            .find(|v| !self.contains(v))
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.packs.keys().copied()
     }

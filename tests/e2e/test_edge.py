@@ -186,3 +186,28 @@ def test_a_broken_store_degrades_to_pass_through(url, tmp_path):
             assert len(r.content) > 2000
     finally:
         p.kill()
+
+
+def test_the_api_key_rule_is_the_backend_s(url):
+    """One rule in both tiers (kokoro_core::boundary): the Bearer scheme is
+    case-insensitive (RFC 9110), X-API-Key works, /health and /metrics stay open,
+    and every other path, unknown ones too, needs the key. Before, the edge took
+    only `Bearer ` (a key the backend accepted as `bearer ` got 401) and answered
+    unknown paths 404 without a key where the backend said 401."""
+    p, edge_url = start_edge("--backend-url", url, "--api-keys", "k1,k2")
+    try:
+        with httpx.Client(base_url=edge_url, timeout=60) as c:
+            r = c.get("/v1/models")
+            assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+            for auth in ({"authorization": "Bearer k1"}, {"authorization": "bearer k2"},
+                         {"authorization": "BEARER  k1"}, {"x-api-key": "k2"}):
+                assert c.get("/v1/models", headers=auth).status_code == 200, auth
+            assert c.get("/v1/models", headers={"authorization": "Bearer k3"}).status_code == 401
+            assert c.get("/v1/models", headers={"authorization": "k1"}).status_code == 401
+            assert c.get("/health").status_code == 200
+            assert c.get("/nope").status_code == 401
+            assert c.get("/nope", headers={"x-api-key": "k1"}).status_code == 404
+            assert c.post("/health").status_code == 405
+    finally:
+        p.terminate()
+        p.wait(timeout=10)

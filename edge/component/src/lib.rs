@@ -24,40 +24,25 @@ mod nn;
 
 use config::Config;
 use futures::{SinkExt, StreamExt};
-use kokoro_core::{ApiError, ErrorKind, SpeechRequest};
+use kokoro_core::boundary::{self, Match, REQUEST_ID, Route};
+use kokoro_core::{ApiError, SpeechRequest};
 use spin_sdk::http::{
     Fields, IncomingRequest, IncomingResponse, Method, OutgoingResponse, Request, ResponseOutparam,
 };
 
-const FORWARDED_ROUTES: [&str; 4] = ["/v1/models", "/v1/audio/voices", "/status", "/metrics"];
-
-#[derive(Debug, PartialEq)]
-enum Route {
-    Speech,
-    Health,
-    /// Passed through to the backend (GET or the given method).
-    Forward,
-    NotFound,
-    /// With the methods the path allows (the `Allow` header, RFC 9110).
-    MethodNotAllowed(&'static str),
-}
-
-fn route(method: &Method, path: &str) -> Route {
-    let is_get = matches!(method, Method::Get);
-    let is_post = matches!(method, Method::Post);
-    match path {
-        "/v1/audio/speech" if is_post => Route::Speech,
-        "/v1/audio/speech" => Route::MethodNotAllowed("POST"),
-        "/health" if is_get => Route::Health,
-        "/dev/phonemize" | "/dev/generate_from_phonemes" if is_post => Route::Forward,
-        "/dev/phonemize" | "/dev/generate_from_phonemes" => Route::MethodNotAllowed("POST"),
-        p if (FORWARDED_ROUTES.contains(&p) || p.starts_with("/v1/models/")) && is_get => {
-            Route::Forward
-        }
-        p if FORWARDED_ROUTES.contains(&p) || p.starts_with("/v1/models/") || p == "/health" => {
-            Route::MethodNotAllowed("GET")
-        }
-        _ => Route::NotFound,
+/// The method as sent, for the route table.
+fn method_str(m: &Method) -> &str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(s) => s,
     }
 }
 
@@ -83,19 +68,14 @@ async fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, String)],
 }
 
 async fn respond_error(out: ResponseOutparam, e: &ApiError, request_id: &str) {
-    let mut headers = vec![
-        ("content-type", "application/json".to_string()),
-        ("x-request-id", request_id.to_string()),
-    ];
-    if e.kind.is_retryable() {
-        headers.push(("retry-after", "1".to_string()));
-    }
+    let mut headers = e.headers();
+    headers.push((REQUEST_ID, request_id.to_string()));
     respond(out, e.status(), &headers, e.to_json().into_bytes()).await;
 }
 
 fn request_id(req: &IncomingRequest) -> String {
-    header(&req.headers(), "x-request-id")
-        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+    header(&req.headers(), REQUEST_ID)
+        .filter(|s| boundary::accept_request_id(s).is_some())
         .unwrap_or_else(|| format!("edge-{:016x}", clock_id()))
 }
 
@@ -107,27 +87,14 @@ fn clock_id() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// Constant-time check of the presented key against every configured key.
+/// The API-key rule both tiers share (`kokoro_core::boundary::authorized`).
 fn authorized(cfg: &Config, req: &IncomingRequest) -> bool {
-    if cfg.api_keys.is_empty() {
-        return true;
-    }
     let h = req.headers();
-    let bearer =
-        header(&h, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
-    let key = header(&h, "x-api-key");
-    [bearer, key].into_iter().flatten().any(|presented| {
-        cfg.api_keys.iter().fold(false, |acc, k| {
-            acc | ct_eq(k.as_bytes(), presented.trim().as_bytes())
-        })
-    })
-}
-
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    boundary::authorized(
+        &cfg.api_keys,
+        header(&h, "authorization").as_deref(),
+        header(&h, "x-api-key").as_deref(),
+    )
 }
 
 /// Read a request body, refusing more than `limit` bytes.
@@ -135,13 +102,7 @@ async fn read_body(req: IncomingRequest, limit: usize) -> Result<Vec<u8>, ApiErr
     let mut stream = req.into_body_stream();
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| {
-            ApiError::new(
-                ErrorKind::InvalidRequest,
-                "invalid_json",
-                "Could not read the request body.",
-            )
-        })?;
+        let chunk = chunk.map_err(|_| ApiError::unreadable_body())?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::payload_too_large(limit));
         }
@@ -151,9 +112,7 @@ async fn read_body(req: IncomingRequest, limit: usize) -> Result<Vec<u8>, ApiErr
 }
 
 fn is_json(req: &IncomingRequest) -> bool {
-    header(&req.headers(), "content-type")
-        .and_then(|v| v.split(';').next().map(|m| m.trim().to_ascii_lowercase()))
-        .is_some_and(|m| m == "application/json" || m.ends_with("+json"))
+    boundary::is_json(header(&req.headers(), "content-type").as_deref())
 }
 
 #[spin_sdk::http_component]
@@ -163,44 +122,42 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let full = req.path_with_query().unwrap_or_default();
     let path = full.split('?').next().unwrap_or("").to_string();
     let method = req.method();
-    let r = route(&method, &path);
-    if !matches!(r, Route::Health | Route::NotFound)
-        && path != "/metrics"
-        && !authorized(&cfg, &req)
-    {
+    if !boundary::is_open(&path) && !authorized(&cfg, &req) {
         return respond_error(out, &ApiError::unauthorized(), &rid).await;
     }
-    match r {
+    let route = match boundary::match_route(method_str(&method), &path) {
+        Match::Found(spec) => spec.route,
+        Match::NotFound => return respond_error(out, &ApiError::no_such_route(), &rid).await,
+        Match::MethodNotAllowed(allow) => {
+            let e = ApiError::method_not_allowed();
+            let mut headers = e.headers();
+            headers.push((REQUEST_ID, rid));
+            headers.push(("allow", allow.to_string()));
+            return respond(out, e.status(), &headers, e.to_json().into_bytes()).await;
+        }
+    };
+    match route {
         Route::Health => {
             respond(
                 out,
                 200,
                 &[
                     ("content-type", "application/json".into()),
-                    ("x-request-id", rid),
+                    (REQUEST_ID, rid),
                 ],
                 br#"{"status":"ok","tier":"edge"}"#.to_vec(),
             )
             .await
         }
-        Route::NotFound => {
-            respond_error(
-                out,
-                &ApiError::not_found("No such route. See the API contract for the routes."),
-                &rid,
-            )
-            .await
-        }
-        Route::MethodNotAllowed(allow) => {
-            let e = ApiError::method_not_allowed();
-            let headers = [
-                ("content-type", "application/json".to_string()),
-                ("x-request-id", rid),
-                ("allow", allow.to_string()),
-            ];
-            respond(out, e.status(), &headers, e.to_json().into_bytes()).await;
-        }
-        Route::Forward => {
+        // Everything else is the backend's to answer (the wasi-nn build answers the
+        // informational routes itself).
+        Route::Models
+        | Route::Model
+        | Route::Voices
+        | Route::Status
+        | Route::Metrics
+        | Route::Phonemize
+        | Route::GenerateFromPhonemes => {
             #[cfg(feature = "wasi-nn")]
             if !cfg.nn_graph.is_empty()
                 && let Some(resp) = nn::info(&cfg, &path)
@@ -325,26 +282,13 @@ async fn forward(
     let resp: IncomingResponse = match spin_sdk::http::send(builder.build()).await {
         Ok(r) => r,
         Err(e) => {
-            let err = ApiError::unavailable(
-                "upstream_unavailable",
-                "The speech backend is unreachable. Retry after the time given in Retry-After.",
-            );
             let _ = e; // details stay inside the host's logs
-            return respond_error(out, &err, rid).await;
+            return respond_error(out, &ApiError::upstream_unavailable(), rid).await;
         }
     };
     let status = resp.status();
     if status >= 500 && status != 503 {
-        return respond_error(
-            out,
-            &ApiError::new(
-                ErrorKind::BadGateway,
-                "upstream_error",
-                "The speech backend failed.",
-            ),
-            rid,
-        )
-        .await;
+        return respond_error(out, &ApiError::upstream_error(), rid).await;
     }
     let upstream = resp.headers();
     let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
@@ -403,24 +347,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes() {
-        assert_eq!(route(&Method::Post, "/v1/audio/speech"), Route::Speech);
+    fn methods_reach_the_route_table_as_sent() {
+        assert_eq!(method_str(&Method::Post), "POST");
+        assert_eq!(method_str(&Method::Other("get".into())), "get");
+        let r = |m: &Method, p| boundary::match_route(method_str(m), p);
+        assert!(matches!(
+            r(&Method::Post, "/v1/audio/speech"),
+            Match::Found(_)
+        ));
         assert_eq!(
-            route(&Method::Get, "/v1/audio/speech"),
-            Route::MethodNotAllowed("POST")
-        );
-        assert_eq!(route(&Method::Get, "/v1/models/tts-1"), Route::Forward);
-        assert_eq!(route(&Method::Get, "/health"), Route::Health);
-        assert_eq!(
-            route(&Method::Post, "/health"),
-            Route::MethodNotAllowed("GET")
+            r(&Method::Get, "/v1/audio/speech"),
+            Match::MethodNotAllowed("POST")
         );
         assert_eq!(
-            route(&Method::Get, "/dev/phonemize"),
-            Route::MethodNotAllowed("POST")
+            r(&Method::Other("get".into()), "/health"),
+            Match::MethodNotAllowed("GET")
         );
-        assert_eq!(route(&Method::Get, "/nope"), Route::NotFound);
-        assert_eq!(route(&Method::Post, "/dev/phonemize"), Route::Forward);
-        assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
     }
 }

@@ -1,8 +1,8 @@
-//! Speech synthesized inside the component (feature `wasi-nn`): G2P with misaki-rs,
-//! planning, style vectors and post-processing from `kokoro-synth` (the same code
-//! the native backend runs), inference through `wasi:nn` (`load-by-name`, then
-//! `compute` with named tensors), wav / pcm / flac encoded in Rust, streamed chunk
-//! by chunk.
+//! Speech synthesized inside the component (feature `wasi-nn`): the pipeline is
+//! `kokoro_synth::pipeline` (the same checks, plan, G2P, synthesis, loudness and
+//! encoders the native backend runs); this module is only the wasi-nn glue
+//! ([`NnModel`]: `load-by-name`, then `compute` with named tensors) and the
+//! response: the head leaves with the first audio, then one body write per piece.
 //!
 //! Voice packs and the vocabulary come from a read-only preopened directory
 //! (`KOKORO_NN_ASSETS`, default `/assets`), read once per instance: hosts that keep
@@ -16,8 +16,9 @@ use crate::config::Config;
 use futures::SinkExt;
 use kokoro_core::vocab::Vocab;
 use kokoro_core::{ApiError, AudioFormat, ErrorKind, SAMPLE_RATE, SpeechRequest, StreamFormat};
+use kokoro_synth::pipeline::{self, PureEncoders, Run, Settings};
 use kokoro_synth::voices::VoiceStore;
-use kokoro_synth::{Model, Piece, Post, SynthError, Tables};
+use kokoro_synth::{Model, SynthError, Tables};
 use spin_sdk::http::{Fields, OutgoingResponse, ResponseOutparam};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -31,12 +32,11 @@ mod bindings {
 
 use bindings::wasi::nn::{graph, inference, tensor};
 
-/// The loudness the backend targets by default (the same `Post` code runs here).
-const TARGET_LUFS: f64 = -16.0;
-const TRUE_PEAK_DBTP: f64 = -1.0;
-
-/// The backend's default chunk windows (small first chunk: fast first audio).
-const CHUNK: kokoro_core::chunk::ChunkOptions = kokoro_synth::DEFAULT_CHUNK;
+/// The backend's default settings: chunk windows (small first chunk: fast first
+/// audio) and loudness target.
+fn settings() -> Settings {
+    Settings::default()
+}
 
 struct Assets {
     vocab: Vocab,
@@ -168,49 +168,11 @@ impl Model for NnModel {
     }
 }
 
-fn synth_error(e: SynthError) -> ApiError {
-    match e {
-        SynthError::VoiceMissing(v) => ApiError::invalid(
-            "voice",
-            "voice_not_found",
-            format!("Voice '{v}' is not installed on this server."),
-        ),
-        SynthError::Cancelled | SynthError::Failed(_) => ApiError::internal(),
+fn synth_error(e: &SynthError) -> ApiError {
+    if let SynthError::Failed(m) = e {
+        eprintln!("kokoro-edge: synthesis failed: {m}");
     }
-}
-
-/// Synthesize one planned piece (text or silence) into samples.
-fn render(
-    model: &mut NnModel,
-    piece: &Piece,
-    req: &SpeechRequest,
-    tables: Tables<'_>,
-) -> Result<Vec<f32>, ApiError> {
-    match piece {
-        Piece::Silence(n) => Ok(vec![0.0; *n]),
-        Piece::Text(t) => {
-            let ps = kokoro_synth::g2p::phonemize(t, req.lang).map_err(|e| {
-                eprintln!("kokoro-edge: g2p failed: {e:?}");
-                ApiError::internal()
-            })?;
-            let (audio, _) = kokoro_synth::synthesize(
-                model,
-                &ps,
-                &req.voice,
-                req.speed,
-                tables,
-                &|| false,
-                &mut |_| {},
-            )
-            .map_err(|e| {
-                if let SynthError::Failed(m) = &e {
-                    eprintln!("kokoro-edge: inference failed: {m}");
-                }
-                synth_error(e)
-            })?;
-            Ok(audio)
-        }
-    }
+    e.to_api()
 }
 
 fn head(status: u16, headers: &[(&str, String)]) -> OutgoingResponse {
@@ -223,47 +185,58 @@ fn head(status: u16, headers: &[(&str, String)]) -> OutgoingResponse {
     resp
 }
 
+fn assets_unavailable(e: &str) -> ApiError {
+    eprintln!("kokoro-edge: assets: {e}");
+    ApiError::unavailable("not_ready", "The edge's model assets are not available.")
+}
+
 /// Answer a validated speech request with audio synthesized here.
 pub async fn speech(cfg: &Config, req: SpeechRequest, out: ResponseOutparam, rid: &str) {
     let start = Instant::now();
-    if let Err(e) = check(cfg, &req) {
+    // The language first: a build that cannot phonemize it says so before asking
+    // for assets.
+    if !kokoro_synth::g2p::supports(req.lang) {
+        let e = ApiError::unsupported_language(req.lang.tag());
         return crate::respond_error(out, &e, rid).await;
     }
-    let result = prepare(cfg, &req);
-    let (assets, mut model, pieces) = match result {
-        Ok(r) => r,
+    let assets = match assets(&cfg.nn_assets) {
+        Ok(a) => a,
+        Err(e) => return crate::respond_error(out, &assets_unavailable(&e), rid).await,
+    };
+    let settings = settings();
+    let speech = match pipeline::prepare(&req, &assets.voices, &settings) {
+        Ok(s) => s,
         Err(e) => return crate::respond_error(out, &e, rid).await,
+    };
+    let mut model = match NnModel::new(&cfg.nn_graph) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("kokoro-edge: {e}");
+            let e = ApiError::unavailable(
+                "not_ready",
+                "The edge's inference graph is not loaded in this host.",
+            );
+            return crate::respond_error(out, &e, rid).await;
+        }
     };
     let tables = Tables {
         vocab: &assets.vocab,
         voices: &assets.voices,
     };
+    let mut run = match Run::new(&speech, tables, &settings, &PureEncoders) {
+        Ok(r) => r,
+        Err(e) => return crate::respond_error(out, &synth_error(&e), rid).await,
+    };
     let ctype = req.format.content_type().to_string();
     if !req.stream {
-        let mut post = match Post::new(TARGET_LUFS, TRUE_PEAK_DBTP, None) {
-            Ok(p) => p,
-            Err(_) => return crate::respond_error(out, &ApiError::internal(), rid).await,
-        };
-        let mut samples = Vec::new();
-        for p in &pieces {
-            match render(&mut model, p, &req, tables) {
-                Ok(mut a) => {
-                    let _ = post.chunk(&mut a);
-                    samples.extend(a);
-                }
-                Err(e) => return crate::respond_error(out, &e, rid).await,
+        let mut body = Vec::new();
+        while let Some(step) = run.step(&mut model) {
+            match step {
+                Ok(c) => body.extend(c.bytes),
+                Err(e) => return crate::respond_error(out, &synth_error(&e), rid).await,
             }
         }
-        let body = kokoro_synth::encode::pure_encoder(req.format, Some(samples.len()))
-            .ok_or_else(ApiError::internal)
-            .and_then(|e| {
-                kokoro_synth::encode::encode_with(e, &samples).map_err(|_| ApiError::internal())
-            });
-        let body = match body {
-            Ok(b) => b,
-            Err(e) => return crate::respond_error(out, &e, rid).await,
-        };
-        let ms = samples.len() as u64 * 1000 / u64::from(SAMPLE_RATE);
+        let ms = run.samples() as u64 * 1000 / u64::from(SAMPLE_RATE);
         return crate::respond(
             out,
             200,
@@ -279,32 +252,21 @@ pub async fn speech(cfg: &Config, req: SpeechRequest, out: ResponseOutparam, rid
         .await;
     }
     // Streaming: the head leaves with the first audio (so errors before it keep
-    // their status), then one body write per chunk.
-    let mut post = match Post::new(
-        TARGET_LUFS,
-        TRUE_PEAK_DBTP,
-        kokoro_synth::encode::pure_encoder(req.format, None),
-    ) {
-        Ok(p) => p,
-        Err(_) => return crate::respond_error(out, &ApiError::internal(), rid).await,
-    };
+    // their status), then one body write per piece.
     let mut sink = None;
     let mut out = Some(out);
-    for p in &pieces {
-        let mut audio = match render(&mut model, p, &req, tables) {
-            Ok(a) => a,
+    while let Some(step) = run.step(&mut model) {
+        let chunk = match step {
+            Ok(c) => c,
             Err(e) => {
                 if let Some(o) = out.take() {
-                    return crate::respond_error(o, &e, rid).await;
+                    return crate::respond_error(o, &synth_error(&e), rid).await;
                 }
                 // Mid-stream: the status is gone; end the body short (the client
                 // sees a truncated transfer).
+                let _ = synth_error(&e);
                 return;
             }
-        };
-        let bytes = match post.chunk(&mut audio) {
-            Ok(b) => b,
-            Err(_) => return,
         };
         if let Some(o) = out.take() {
             let resp = head(
@@ -322,55 +284,14 @@ pub async fn speech(cfg: &Config, req: SpeechRequest, out: ResponseOutparam, rid
             sink = Some(resp.take_body());
             o.set(resp);
         }
+        if chunk.bytes.is_empty() {
+            continue;
+        }
         if let Some(s) = &mut sink
-            && s.send(bytes).await.is_err()
+            && s.send(chunk.bytes).await.is_err()
         {
             // Client gone: stop synthesizing.
             return;
         }
     }
-    if let (Some(s), Ok(tail)) = (&mut sink, post.finish())
-        && !tail.is_empty()
-    {
-        let _ = s.send(tail).await;
-    }
-}
-
-fn check(cfg: &Config, req: &SpeechRequest) -> Result<(), ApiError> {
-    if !kokoro_synth::g2p::supports(req.lang) {
-        return Err(ApiError::new(
-            ErrorKind::Unprocessable,
-            "unsupported_language",
-            format!(
-                "Language '{}' needs the espeak-ng G2P, which this server was built without.",
-                req.lang.tag()
-            ),
-        )
-        .with_param("lang_code"));
-    }
-    let assets = assets(&cfg.nn_assets).map_err(|e| {
-        eprintln!("kokoro-edge: assets: {e}");
-        ApiError::unavailable("not_ready", "The edge's model assets are not available.")
-    })?;
-    for (v, _) in req.voice.terms() {
-        if !assets.voices.contains(v) {
-            return Err(synth_error(SynthError::VoiceMissing((*v).to_string())));
-        }
-    }
-    Ok(())
-}
-
-type Prepared = (&'static Assets, NnModel, Vec<Piece>);
-
-fn prepare(cfg: &Config, req: &SpeechRequest) -> Result<Prepared, ApiError> {
-    let assets = assets(&cfg.nn_assets).map_err(|_| ApiError::internal())?;
-    let pieces = kokoro_synth::plan(req, &CHUNK)?;
-    let model = NnModel::new(&cfg.nn_graph).map_err(|e| {
-        eprintln!("kokoro-edge: {e}");
-        ApiError::unavailable(
-            "not_ready",
-            "The edge's inference graph is not loaded in this host.",
-        )
-    })?;
-    Ok((assets, model, pieces))
 }

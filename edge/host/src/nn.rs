@@ -11,15 +11,15 @@
 //!   arbitrary model;
 //! - inputs may be f32, f64, i32, i64 or u8, checked against the session's own
 //!   input types and ranks; outputs f32 or i64;
-//! - ONNX Runtime is the same library and session options as the native backend
-//!   (`ort` load-dynamic from the fetched assets), on CPU or CUDA (`--nn-device`,
-//!   failing loudly when CUDA is not available).
+//! - ONNX Runtime is the same library, session options and run options as the
+//!   native backend (`kokoro-ort`), on CPU or CUDA (`--nn-device`, failing loudly
+//!   when CUDA is not available).
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
+use kokoro_ort::ort;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::tensor::TensorElementType;
-use ort::value::{DynValue, Tensor as OrtTensor, ValueType};
+use ort::value::{DynValue, Tensor as OrtTensor};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -38,17 +38,7 @@ pub enum NnDevice {
 
 /// Load the ONNX Runtime library (once per process).
 pub fn init_ort(dylib: &Path) -> Result<()> {
-    if !dylib.is_file() {
-        bail!(
-            "ONNX Runtime library not found at {} (run `cargo xtask assets`)",
-            dylib.display()
-        );
-    }
-    ort::init_from(dylib.display().to_string())
-        .with_name("kokoro-edge")
-        .commit()
-        .map(|_| ())
-        .with_context(|| format!("cannot load ONNX Runtime from {}", dylib.display()))
+    kokoro_ort::init(dylib).map_err(anyhow::Error::msg)
 }
 
 /// wasi-nn reports only "Failed while accessing backend" to the guest; the cause
@@ -67,49 +57,25 @@ struct OrtGraph {
     outputs: Vec<String>,
 }
 
-fn tensor_info(t: &ValueType) -> Option<(TensorElementType, usize)> {
-    match t {
-        ValueType::Tensor { ty, shape, .. } => Some((*ty, shape.len())),
-        _ => None,
-    }
-}
-
 /// Load `model` into a session with the native backend's options.
 fn load_graph(model: &Path, device: NnDevice, intra_threads: usize) -> Result<OrtGraph> {
-    let mut builder = Session::builder()?
-        .with_optimization_level(GraphOptimizationLevel::Level3)?
-        .with_intra_threads(intra_threads)?
-        .with_inter_threads(1)?
-        .with_config_entry("session.use_device_allocator_for_initializers", "1")?;
-    if device == NnDevice::Cuda {
-        use ort::execution_providers::{CUDAExecutionProvider, ExecutionProvider};
-        let cuda = CUDAExecutionProvider::default();
-        if !cuda.is_available().unwrap_or(false) {
-            bail!(
-                "--nn-device cuda: the CUDA execution provider is not available in this ONNX \
-                 Runtime build or on this machine; refusing to fall back to CPU"
-            );
-        }
-        builder = builder.with_execution_providers([cuda.build().error_on_failure()])?;
-    }
-    let session = builder
-        .commit_from_file(model)
-        .with_context(|| format!("cannot load model {}", model.display()))?;
-    let inputs = session
-        .inputs
-        .iter()
-        .map(|i| {
-            let (ty, rank) = tensor_info(&i.input_type)
-                .with_context(|| format!("input {} is not a tensor", i.name))?;
-            Ok((i.name.clone(), ty, rank))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let opts = kokoro_ort::SessionOptions {
+        device: match device {
+            NnDevice::Cpu => kokoro_ort::Device::Cpu,
+            NnDevice::Cuda => kokoro_ort::Device::Cuda,
+        },
+        intra_threads,
+    };
+    let session = kokoro_ort::load_session(model, &opts).map_err(anyhow::Error::msg)?;
+    let inputs = kokoro_ort::tensors(&session, false)
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .map(|t| (t.name, t.ty, t.rank))
+        .collect();
     let outputs = session.outputs.iter().map(|o| o.name.clone()).collect();
-    let mut run_options = ort::session::RunOptions::new()?;
-    run_options.add_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")?;
     Ok(OrtGraph {
         session: Mutex::new(session),
-        run_options,
+        run_options: kokoro_ort::run_options().map_err(anyhow::Error::msg)?,
         inputs,
         outputs,
     })

@@ -7,31 +7,30 @@
 //! - aac: Fraunhofer FDK AAC (vendored by `fdk-aac-sys`), AAC-LC 64 kbit/s in ADTS.
 
 use kokoro_core::{AudioFormat, SAMPLE_RATE};
-pub use kokoro_synth::encode::{Encoder, wav_header};
-use kokoro_synth::encode::{pure_encoder, to_i16};
+use kokoro_synth::encode::{Encoder, clip, pure_encoder, to_i16};
+use kokoro_synth::pipeline::Encoders;
 
-/// An encoder for `format`. `total_samples` is known for non-streaming responses
-/// (WAV then carries exact sizes).
-pub fn encoder(
-    format: AudioFormat,
-    total_samples: Option<usize>,
-) -> Result<Box<dyn Encoder>, String> {
-    if let Some(e) = pure_encoder(format, total_samples) {
-        return Ok(e);
-    }
-    Ok(match format {
-        AudioFormat::Mp3 => Box::new(Mp3::new()?),
-        AudioFormat::Opus => Box::new(Opus::new()?),
-        AudioFormat::Aac => Box::new(Aac::new()?),
-        AudioFormat::Wav | AudioFormat::Pcm | AudioFormat::Flac => {
-            return Err(format!("{format:?} encoder failed to start"));
+/// Every format: the pure-Rust ones from `kokoro-synth`, mp3/opus/aac here.
+pub struct NativeEncoders;
+
+impl Encoders for NativeEncoders {
+    fn encoder(
+        &self,
+        format: AudioFormat,
+        total_samples: Option<usize>,
+    ) -> Result<Box<dyn Encoder>, String> {
+        if let Some(e) = pure_encoder(format, total_samples) {
+            return Ok(e);
         }
-    })
-}
-
-/// Encode a whole buffer in one go (non-streaming responses, the CLI).
-pub fn encode_all(format: AudioFormat, pcm: &[f32]) -> Result<Vec<u8>, String> {
-    kokoro_synth::encode::encode_with(encoder(format, Some(pcm.len()))?, pcm)
+        Ok(match format {
+            AudioFormat::Mp3 => Box::new(Mp3::new()?),
+            AudioFormat::Opus => Box::new(Opus::new()?),
+            AudioFormat::Aac => Box::new(Aac::new()?),
+            AudioFormat::Wav | AudioFormat::Pcm | AudioFormat::Flac => {
+                return Err(format!("{format:?} encoder failed to start"));
+            }
+        })
+    }
 }
 
 struct Mp3 {
@@ -62,17 +61,9 @@ impl Mp3 {
 
 impl Encoder for Mp3 {
     fn encode(&mut self, pcm: &[f32], out: &mut Vec<u8>) -> Result<(), String> {
-        // LAME asserts on non-finite input (it would abort the process): clean first.
-        let clean: Vec<f32> = pcm
-            .iter()
-            .map(|&x| {
-                if x.is_finite() {
-                    x.clamp(-1.0, 1.0)
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        // LAME asserts on out-of-range or non-finite input (it would abort the
+        // process), so every sample goes through the shared clip first.
+        let clean: Vec<f32> = pcm.iter().map(|&x| clip(x)).collect();
         out.reserve(mp3lame_encoder::max_required_buffer_size(clean.len()));
         self.lame
             .encode_to_vec(mp3lame_encoder::MonoPcm(&clean[..]), out)
@@ -262,6 +253,15 @@ impl Encoder for Aac {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kokoro_synth::encode::{encode_with, wav_header};
+
+    fn encoder(f: AudioFormat, total: Option<usize>) -> Result<Box<dyn Encoder>, String> {
+        NativeEncoders.encoder(f, total)
+    }
+
+    fn encode_all(f: AudioFormat, pcm: &[f32]) -> Result<Vec<u8>, String> {
+        encode_with(encoder(f, Some(pcm.len()))?, pcm)
+    }
 
     fn tone(n: usize) -> Vec<f32> {
         (0..n)

@@ -1,5 +1,4 @@
-//! Audio post-processing: loudness normalization (shared, from `kokoro-synth`) and
-//! encoders (wav/pcm/flac shared; mp3/opus/aac native).
+//! Audio encoders: every format through [`encode::NativeEncoders`] (wav, pcm and
+//! flac from `kokoro-synth`; mp3, opus and aac on C libraries here).
 
 pub mod encode;
-pub use kokoro_synth::loudness;

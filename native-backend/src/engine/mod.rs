@@ -1,6 +1,11 @@
 //! The inference engine: worker threads that own the model sessions, fed by a
-//! bounded queue; and the per-request pipeline that plans chunks, keeps one chunk
-//! of look-ahead in the queue, normalizes loudness and encodes.
+//! bounded queue, and [`run`], which schedules one request's pieces over them.
+//!
+//! The speech itself (checks, plan, G2P, synthesis, loudness, encoding) is
+//! `kokoro_synth::pipeline`, the same code the wasi-nn edge runs; this module only
+//! decides where each step runs: [`pipeline::render`] on a worker thread,
+//! [`Output::push`] and [`Output::finish`] on a blocking thread, one piece of
+//! look-ahead, and cancellation when the client leaves.
 //!
 //! Inference never runs on the async runtime: each worker is a plain OS thread.
 //! A request holds one admission permit for its whole life and has at most one
@@ -8,83 +13,53 @@
 //! A job whose requester has gone (client disconnected) is skipped by the worker.
 
 pub mod model;
-pub use kokoro_synth::voices;
 
-use crate::audio::encode;
+use crate::audio::encode::NativeEncoders;
 use crate::config::EngineConfig;
-use crate::g2p;
 use crate::metrics::Metrics;
 use kokoro_core::vocab::Vocab;
 use kokoro_core::voice::VoiceBlend;
-use kokoro_core::{ApiError, ErrorKind, Lang};
-pub use kokoro_synth::{IDS_PER_CALL, Piece, plan, sanitize};
-use kokoro_synth::{SynthError, Tables};
-use model::Model;
+use kokoro_core::{ApiError, AudioFormat, Lang, SpeechRequest};
+use kokoro_synth::pipeline::{self, Input, Output, Rendered, Settings, Speech};
+use kokoro_synth::voices::VoiceStore;
+use kokoro_synth::{Model, Piece, SynthError, Tables, g2p};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
-use voices::VoiceStore;
-
-/// What a worker synthesizes.
-#[derive(Debug, Clone)]
-pub enum JobInput {
-    /// Normalized text, phonemized by the worker.
-    Text(String),
-    /// Phonemes given directly.
-    Phonemes(String),
-}
 
 /// Engine failures, mapped to API errors at the HTTP boundary.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineError {
-    Unsupported(Lang),
     Overloaded,
-    VoiceMissing(String),
-    Failed(String),
+    Synth(SynthError),
 }
 
 impl EngineError {
     pub fn to_api(&self) -> ApiError {
         match self {
-            EngineError::Unsupported(l) => ApiError::new(
-                ErrorKind::Unprocessable,
-                "unsupported_language",
-                format!(
-                    "Language '{}' needs the espeak-ng G2P, which this server was built without.",
-                    l.tag()
-                ),
-            )
-            .with_param("lang_code"),
             EngineError::Overloaded => ApiError::rate_limited(),
-            EngineError::VoiceMissing(v) => ApiError::invalid(
-                "voice",
-                "voice_not_found",
-                format!("Voice '{v}' is not installed on this server."),
-            ),
-            EngineError::Failed(_) => ApiError::internal(),
+            EngineError::Synth(e) => e.to_api(),
         }
+    }
+
+    fn failed(detail: impl Into<String>) -> Self {
+        EngineError::Synth(SynthError::Failed(detail.into()))
     }
 }
 
 /// One inference job: a chunk of one request.
 struct Job {
-    input: JobInput,
+    input: Input,
     lang: Lang,
     voice: VoiceBlend,
     speed: f32,
-    reply: oneshot::Sender<Result<Synth, EngineError>>,
-}
-
-/// A synthesized chunk.
-#[derive(Debug)]
-pub struct Synth {
-    pub audio: Vec<f32>,
-    pub phonemes: String,
+    reply: oneshot::Sender<Result<Rendered, EngineError>>,
 }
 
 pub struct Engine {
     cfg: EngineConfig,
+    settings: Settings,
     tx: SyncSender<Job>,
     voices: Arc<VoiceStore>,
     vocab: Arc<Vocab>,
@@ -145,8 +120,14 @@ impl Engine {
                 .map_err(|_| "a worker exited during start-up".to_string())??;
         }
         let device = cfg.device.as_str();
+        let settings = Settings {
+            chunk: cfg.chunk,
+            target_lufs: cfg.target_lufs,
+            true_peak_dbtp: cfg.true_peak_dbtp,
+        };
         Ok(Arc::new(Self {
             cfg,
+            settings,
             tx,
             voices,
             vocab,
@@ -171,14 +152,30 @@ impl Engine {
         &self.metrics
     }
 
+    /// The pipeline settings (chunk windows, loudness target).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Check a validated request against this server (language, installed voices)
+    /// and plan it.
+    pub fn prepare(&self, req: &SpeechRequest) -> Result<Speech, ApiError> {
+        pipeline::prepare(req, &self.voices, &self.settings)
+    }
+
+    /// The output stage for `format`, with every encoder this server has.
+    pub fn output(&self, format: AudioFormat, stream: bool) -> Result<Output, String> {
+        Output::new(&self.settings, format, stream, &NativeEncoders)
+    }
+
     /// Queue one job; the answer arrives on the returned receiver.
     pub fn submit(
         &self,
-        input: JobInput,
+        input: Input,
         lang: Lang,
         voice: &VoiceBlend,
         speed: f32,
-    ) -> Result<oneshot::Receiver<Result<Synth, EngineError>>, EngineError> {
+    ) -> Result<oneshot::Receiver<Result<Rendered, EngineError>>, EngineError> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             input,
@@ -193,23 +190,21 @@ impl Engine {
                 Ok(rx)
             }
             Err(TrySendError::Full(_)) => Err(EngineError::Overloaded),
-            Err(TrySendError::Disconnected(_)) => {
-                Err(EngineError::Failed("workers stopped".into()))
-            }
+            Err(TrySendError::Disconnected(_)) => Err(EngineError::failed("workers stopped")),
         }
     }
 
     /// Synthesize one job and wait for it.
     pub async fn synthesize(
         &self,
-        input: JobInput,
+        input: Input,
         lang: Lang,
         voice: &VoiceBlend,
         speed: f32,
-    ) -> Result<Synth, EngineError> {
+    ) -> Result<Rendered, EngineError> {
         let rx = self.submit(input, lang, voice, speed)?;
         rx.await
-            .unwrap_or_else(|_| Err(EngineError::Failed("worker dropped the job".into())))
+            .unwrap_or_else(|_| Err(EngineError::failed("worker dropped the job")))
     }
 }
 
@@ -260,87 +255,58 @@ fn run_job(
     voices: &VoiceStore,
     vocab: &Vocab,
     metrics: &Metrics,
-) -> Result<Synth, EngineError> {
-    let phonemes = match &job.input {
-        JobInput::Phonemes(p) => p.clone(),
-        JobInput::Text(t) => g2p::phonemize(t, job.lang).map_err(|e| match e {
-            g2p::G2pError::Unsupported(l) => EngineError::Unsupported(l),
-            g2p::G2pError::Failed(m) => EngineError::Failed(m),
-        })?,
-    };
+) -> Result<Rendered, EngineError> {
     let tables = Tables { vocab, voices };
     let cancelled = || job.reply.is_closed();
-    let (audio, stats) = kokoro_synth::synthesize(
+    let r = pipeline::render(
         model,
-        &phonemes,
+        &job.input,
+        job.lang,
         &job.voice,
         job.speed,
         tables,
         &cancelled,
         &mut |secs| metrics.record_inference(secs),
     )
-    .map_err(|e| match e {
-        SynthError::VoiceMissing(v) => EngineError::VoiceMissing(v),
-        SynthError::Cancelled => EngineError::Failed("cancelled".into()),
-        SynthError::Failed(m) => EngineError::Failed(m),
-    })?;
-    if stats.nonfinite > 0 {
+    .map_err(EngineError::Synth)?;
+    if r.stats.nonfinite > 0 {
         metrics
             .nonfinite_samples
-            .fetch_add(stats.nonfinite as u64, Ordering::Relaxed);
+            .fetch_add(r.stats.nonfinite as u64, Ordering::Relaxed);
         tracing::debug!(
-            bad = stats.nonfinite,
+            bad = r.stats.nonfinite,
             "model produced non-finite samples; zeroed"
         );
     }
     metrics.chunks.fetch_add(1, Ordering::Relaxed);
-    Ok(Synth { audio, phonemes })
+    Ok(r)
 }
 
-/// Per-request post-processing state (loudness, encoder), moved to a blocking
-/// thread for each chunk.
-pub type Post = kokoro_synth::Post;
-
-/// Post-processing for `format` (`None`: normalize only) with the engine's loudness target.
-pub fn post(cfg: &EngineConfig, format: Option<kokoro_core::AudioFormat>) -> Result<Post, String> {
-    Post::new(
-        cfg.target_lufs,
-        cfg.true_peak_dbtp,
-        format.map(|f| encode::encoder(f, None)).transpose()?,
-    )
-}
-
-/// What the pipeline yields, in order.
+/// What [`run`] yields, in order.
 pub enum Event {
-    /// Post-processed audio (samples) and its encoding (empty without encoder).
-    Audio { samples: Vec<f32>, bytes: Vec<u8> },
-    /// The encoder's tail.
+    /// One piece: its sample count and its encoded bytes (empty while a whole
+    /// answer is buffered).
+    Audio { samples: usize, bytes: Vec<u8> },
+    /// The encoder's tail (or the whole encoded answer) and the phonemes spoken.
     End { bytes: Vec<u8>, phonemes: usize },
 }
 
-/// Run a planned request, sending events to `tx` as chunks complete. Stops early
+/// Run a prepared request, sending events to `tx` as pieces complete. Stops early
 /// when `tx` closes (client gone). One job of look-ahead stays queued so the
-/// worker synthesizes chunk k+1 while chunk k is encoded and sent.
+/// worker synthesizes piece k+1 while piece k is post-processed and sent.
 pub async fn run(
     engine: Arc<Engine>,
-    pieces: Vec<Piece>,
-    lang: Lang,
-    voice: VoiceBlend,
-    speed: f32,
-    mut post: Post,
+    speech: Speech,
     tx: tokio::sync::mpsc::Sender<Result<Event, EngineError>>,
 ) {
-    let submit = |i: usize| -> Option<Result<oneshot::Receiver<_>, EngineError>> {
-        pieces
-            .iter()
-            .enumerate()
-            .skip(i)
-            .find_map(|(j, p)| match p {
-                Piece::Text(t) => Some((j, t)),
-                Piece::Silence(_) => None,
-            })
-            .map(|(_, t)| engine.submit(JobInput::Text(t.clone()), lang, &voice, speed))
+    let mut output = match engine.output(speech.format, speech.stream) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = tx.send(Err(EngineError::failed(e))).await;
+            return;
+        }
     };
+    let pieces = &speech.pieces;
     let next_text = |i: usize| {
         pieces
             .iter()
@@ -348,8 +314,19 @@ pub async fn run(
             .position(|p| matches!(p, Piece::Text(_)))
             .map(|k| k + i)
     };
-    let mut pending = submit(0);
+    let submit = |j: usize| {
+        let Piece::Text(t) = &pieces[j] else {
+            unreachable!("next_text returns text pieces")
+        };
+        engine.submit(
+            Input::Text(t.clone()),
+            speech.lang,
+            &speech.voice,
+            speech.speed,
+        )
+    };
     let mut pending_idx = next_text(0);
+    let mut pending = pending_idx.map(submit);
     let mut phonemes = 0usize;
     for (i, piece) in pieces.iter().enumerate() {
         let mut audio = match piece {
@@ -367,19 +344,19 @@ pub async fn run(
                 // Stop at once when the client leaves: dropping `rx` cancels the job
                 // if no worker has started it yet, and frees the admission permit.
                 let result = tokio::select! {
-                    r = rx => r.unwrap_or_else(|_| Err(EngineError::Failed("worker dropped the job".into()))),
+                    r = rx => r.unwrap_or_else(|_| Err(EngineError::failed("worker dropped the job"))),
                     () = tx.closed() => {
                         engine.metrics.client_disconnects.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
                 };
-                // Queue the next chunk before post-processing this one.
+                // Queue the next piece before post-processing this one.
                 pending_idx = next_text(i + 1);
-                pending = pending_idx.and_then(submit);
+                pending = pending_idx.map(submit);
                 match result {
-                    Ok(s) => {
-                        phonemes += s.phonemes.chars().count();
-                        s.audio
+                    Ok(r) => {
+                        phonemes += r.phonemes.chars().count();
+                        r.audio
                     }
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
@@ -396,25 +373,25 @@ pub async fn run(
             return;
         }
         let joined = tokio::task::spawn_blocking(move || {
-            let r = post.chunk(&mut audio);
-            (post, audio, r)
+            let r = output.push(&mut audio);
+            (output, audio.len(), r)
         })
         .await;
-        let Ok((p, samples, bytes)) = joined else {
+        let Ok((o, samples, bytes)) = joined else {
             let _ = tx
-                .send(Err(EngineError::Failed("post-processing panicked".into())))
+                .send(Err(EngineError::failed("post-processing panicked")))
                 .await;
             return;
         };
-        post = p;
+        output = o;
         let bytes = match bytes {
             Ok(b) => b,
             Err(e) => {
-                let _ = tx.send(Err(EngineError::Failed(e))).await;
+                let _ = tx.send(Err(EngineError::failed(e))).await;
                 return;
             }
         };
-        engine.metrics.add_audio_samples(samples.len());
+        engine.metrics.add_audio_samples(samples);
         if tx.send(Ok(Event::Audio { samples, bytes })).await.is_err() {
             engine
                 .metrics
@@ -423,7 +400,11 @@ pub async fn run(
             return;
         }
     }
-    let tail = post.finish().map_err(EngineError::Failed);
+    // The tail; for a whole answer this is the encoding of all of it.
+    let tail = tokio::task::spawn_blocking(move || output.finish(&NativeEncoders))
+        .await
+        .unwrap_or_else(|_| Err("encoding panicked".into()))
+        .map_err(EngineError::failed);
     let _ = tx
         .send(tail.map(|bytes| Event::End { bytes, phonemes }))
         .await;

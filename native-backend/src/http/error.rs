@@ -1,12 +1,10 @@
 //! The HTTP boundary's one error type: every failure becomes the contract's
-//! envelope with the status from `kokoro-core`'s table.
+//! envelope with the status from `kokoro-core`'s table and the headers the error
+//! carries (`ApiError::headers`).
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kokoro_core::ApiError;
-
-/// Seconds clients are told to wait on retryable errors (set once from config).
-pub static RETRY_AFTER_SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 pub struct AppError(pub ApiError);
 
@@ -26,13 +24,10 @@ pub fn error_response(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, e.to_json()).into_response();
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if e.kind.is_retryable() {
-        let secs = RETRY_AFTER_SECS.load(std::sync::atomic::Ordering::Relaxed);
-        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    for (name, value) in e.headers() {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
     }
     resp
 }

@@ -1,4 +1,4 @@
-//! Request id, authentication and metrics: one middleware each.
+//! Request id, authentication, Retry-After and metrics: one middleware each.
 
 use super::AppState;
 use super::error::error_response;
@@ -7,12 +7,10 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use kokoro_core::ApiError;
+use kokoro_core::boundary::{self, REQUEST_ID};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use subtle::ConstantTimeEq;
 use tracing::Instrument;
-
-pub const REQUEST_ID: &str = "x-request-id";
 
 /// The request id, available to handlers.
 #[derive(Clone, Debug)]
@@ -29,9 +27,7 @@ fn new_id() -> String {
 }
 
 fn acceptable_id(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?;
-    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| s.to_string())
+    boundary::accept_request_id(v.to_str().ok()?).map(str::to_string)
 }
 
 /// Echo the client's X-Request-ID (when sane) or make one; log the request with it.
@@ -51,42 +47,34 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
     resp
 }
 
-fn key_matches(keys: &[String], presented: &[u8]) -> bool {
-    // Compare against every key without stopping early.
-    keys.iter().fold(0u8, |acc, k| {
-        acc | k.as_bytes().ct_eq(presented).unwrap_u8()
-    }) == 1
-}
-
-/// API-key check (when keys are configured); `/health` and `/metrics` stay open.
+/// The API-key rule of `kokoro_core::boundary` (when keys are configured);
+/// `/health` and `/metrics` stay open.
 pub async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let keys = &state.config.api_keys;
-    let path = req.uri().path();
-    if keys.is_empty() || path == "/health" || path == "/metrics" {
+    if keys.is_empty() || boundary::is_open(req.uri().path()) {
         return next.run(req).await;
     }
     let h = req.headers();
-    let bearer = h
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let api_key = h
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
-    let ok = [bearer, api_key]
-        .into_iter()
-        .flatten()
-        .any(|k| key_matches(keys, k.as_bytes()));
-    if ok {
+    let value = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    if boundary::authorized(
+        keys,
+        value(header::AUTHORIZATION.as_str()),
+        value("x-api-key"),
+    ) {
         next.run(req).await
     } else {
         error_response(&ApiError::unauthorized())
     }
+}
+
+/// The configured `--retry-after-secs` on every retryable error (the error
+/// itself carries the default).
+pub async fn retry_after(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    if let Some(v) = resp.headers_mut().get_mut(header::RETRY_AFTER) {
+        *v = HeaderValue::from(state.config.retry_after_secs);
+    }
+    resp
 }
 
 /// Count every request by method, matched route and status; time to response head.
@@ -112,16 +100,6 @@ pub async fn metrics(State(state): State<AppState>, req: Request, next: Next) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn key_comparison() {
-        let keys = vec!["alpha".to_string(), "beta-key".to_string()];
-        assert!(key_matches(&keys, b"alpha"));
-        assert!(key_matches(&keys, b"beta-key"));
-        assert!(!key_matches(&keys, b"alph"));
-        assert!(!key_matches(&keys, b""));
-        assert!(!key_matches(&[], b"alpha"));
-    }
 
     #[test]
     fn request_ids() {

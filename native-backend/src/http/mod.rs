@@ -7,7 +7,7 @@
 pub mod error;
 pub mod middleware;
 
-use crate::engine::{self, Engine, EngineError, Event, JobInput};
+use crate::engine::{self, Engine, EngineError, Event};
 use crate::metrics::Metrics;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
@@ -18,7 +18,9 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use error::AppError;
 use futures_util::StreamExt;
-use kokoro_core::{ApiError, ErrorKind, SpeechRequest, StreamFormat};
+use kokoro_core::boundary::{self, Route};
+use kokoro_core::{ApiError, SpeechRequest, StreamFormat};
+use kokoro_synth::pipeline::Input;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,10 +37,6 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, config: crate::config::Config) -> Self {
-        error::RETRY_AFTER_SECS.store(
-            config.retry_after_secs,
-            std::sync::atomic::Ordering::Relaxed,
-        );
         Self {
             metrics: engine.metrics().clone(),
             admission: Arc::new(Semaphore::new(config.queue_capacity)),
@@ -48,25 +46,35 @@ impl AppState {
     }
 }
 
-/// The router with every route and layer.
+/// The router: every route of `kokoro_core::boundary::ROUTES`, and the layers.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
-    Router::new()
-        .route("/v1/audio/speech", post(speech))
-        .route("/v1/models", get(models))
-        .route("/v1/models/{id}", get(model))
-        .route("/v1/audio/voices", get(voices))
-        .route("/health", get(health))
-        .route("/status", get(status))
-        .route("/metrics", get(metrics))
-        .route("/dev/phonemize", post(phonemize))
-        .route("/dev/generate_from_phonemes", post(generate_from_phonemes))
+    let mut router = Router::new();
+    for r in &boundary::ROUTES {
+        let method = match r.route {
+            Route::Speech => post(speech),
+            Route::Models => get(models),
+            Route::Model => get(model),
+            Route::Voices => get(voices),
+            Route::Health => get(health),
+            Route::Status => get(status),
+            Route::Metrics => get(metrics),
+            Route::Phonemize => post(phonemize),
+            Route::GenerateFromPhonemes => post(generate_from_phonemes),
+        };
+        router = router.route(r.path, method);
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::auth,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::retry_after,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -77,7 +85,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn not_found() -> AppError {
-    ApiError::not_found("No such route. See the API contract for the routes.").into()
+    ApiError::no_such_route().into()
 }
 
 async fn method_not_allowed() -> AppError {
@@ -92,17 +100,11 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let is_json = req
+        let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                let m = m.trim();
-                m.eq_ignore_ascii_case("application/json")
-                    || m.to_ascii_lowercase().ends_with("+json")
-            });
-        if !is_json {
+            .and_then(|v| v.to_str().ok());
+        if !boundary::is_json(content_type) {
             return Err(ApiError::unsupported_media_type().into());
         }
         let limit = state.config.max_body_bytes;
@@ -110,11 +112,7 @@ impl FromRequest<AppState> for JsonBody {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError(ApiError::payload_too_large(limit))
             } else {
-                AppError(ApiError::new(
-                    ErrorKind::InvalidRequest,
-                    "invalid_json",
-                    "Could not read the request body.",
-                ))
+                AppError(ApiError::unreadable_body())
             }
         })?;
         Ok(Self(bytes))
@@ -138,29 +136,17 @@ fn ms_header(v: u128) -> HeaderValue {
 async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Response, AppError> {
     let start = Instant::now();
     let req = SpeechRequest::from_json(&body.0)?;
-    if !crate::g2p::supports(req.lang) {
-        return Err(EngineError::Unsupported(req.lang).to_api().into());
-    }
-    for (v, _) in req.voice.terms() {
-        if !state.engine.voices().contains(v) {
-            return Err(EngineError::VoiceMissing((*v).to_string()).to_api().into());
-        }
-    }
-    let pieces = engine::plan(&req, &state.engine.config().chunk)?;
+    let speech = state.engine.prepare(&req)?;
     let permit = admit(&state)?;
     let sse = req.stream_format == StreamFormat::Sse;
-    // Non-streaming responses are encoded whole at the end (exact WAV sizes).
-    let post = engine::post(state.engine.config(), req.stream.then_some(req.format))
-        .map_err(|e| internal(&e))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let metrics = state.metrics.clone();
     metrics
         .in_flight
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let engine = state.engine.clone();
-    let (lang, voice, speed) = (req.lang, req.voice.clone(), req.speed);
     tokio::spawn(async move {
-        engine::run(engine, pieces, lang, voice, speed, post, tx).await;
+        engine::run(engine, speech, tx).await;
         metrics
             .in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -168,20 +154,21 @@ async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Respons
     });
 
     if !req.stream {
-        let mut samples = Vec::new();
+        // The pipeline encodes a whole answer at its end (exact WAV sizes).
+        let (mut bytes, mut n) = (Vec::new(), 0usize);
         while let Some(ev) = rx.recv().await {
             match ev.map_err(|e| engine_error(&e))? {
-                Event::Audio { samples: s, .. } => samples.extend(s),
-                Event::End { .. } => break,
+                Event::Audio { samples, bytes: b } => {
+                    n += samples;
+                    bytes.extend(b);
+                }
+                Event::End { bytes: b, .. } => {
+                    bytes.extend(b);
+                    break;
+                }
             }
         }
         let format = req.format;
-        let n = samples.len();
-        let bytes =
-            tokio::task::spawn_blocking(move || crate::audio::encode::encode_all(format, &samples))
-                .await
-                .map_err(|e| internal(&e.to_string()))?
-                .map_err(|e| internal(&e))?;
         let mut resp = Response::new(Body::from(bytes));
         let h = resp.headers_mut();
         h.insert(
@@ -279,7 +266,7 @@ fn internal(detail: &str) -> AppError {
 }
 
 fn engine_error(e: &EngineError) -> AppError {
-    if let EngineError::Failed(detail) = e {
+    if let EngineError::Synth(kokoro_synth::SynthError::Failed(detail)) = e {
         tracing::error!(detail = %detail, "engine failure");
     }
     AppError(e.to_api())
@@ -336,12 +323,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, AppError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(ApiError::new(
-            ErrorKind::InvalidRequest,
-            "invalid_json",
-            "Request body must be a JSON object.",
-        )
-        .into()),
+        _ => Err(ApiError::not_an_object().into()),
     }
 }
 
@@ -412,12 +394,14 @@ async fn phonemize(State(state): State<AppState>, body: JsonBody) -> Result<Json
         Some(v) => kokoro_core::normalize::NormalizeOptions::from_value(v)?,
     };
     let normalized = kokoro_core::normalize::normalize(text, &opts).into_owned();
-    let ps = tokio::task::spawn_blocking(move || crate::g2p::phonemize(&normalized, lang))
+    let ps = tokio::task::spawn_blocking(move || kokoro_synth::g2p::phonemize(&normalized, lang))
         .await
         .map_err(|e| internal(&e.to_string()))?
         .map_err(|e| match e {
-            crate::g2p::G2pError::Unsupported(l) => AppError(EngineError::Unsupported(l).to_api()),
-            crate::g2p::G2pError::Failed(m) => internal(&m),
+            kokoro_synth::g2p::G2pError::Unsupported(l) => {
+                AppError(ApiError::unsupported_language(l.tag()))
+            }
+            kokoro_synth::g2p::G2pError::Failed(m) => internal(&m),
         })?;
     let (ids, _) = state.engine.vocab().encode_padded(&ps);
     Ok(Json(
@@ -442,23 +426,18 @@ async fn generate_from_phonemes(
     }
     let req = SpeechRequest::from_value(&Value::Object(probe))?;
     let permit = admit(&state)?;
-    let synth = state
+    let rendered = state
         .engine
-        .synthesize(
-            JobInput::Phonemes(phonemes),
-            req.lang,
-            &req.voice,
-            req.speed,
-        )
+        .synthesize(Input::Phonemes(phonemes), req.lang, &req.voice, req.speed)
         .await
         .map_err(|e| engine_error(&e))?;
     drop(permit);
-    let cfg = state.engine.config().clone();
+    let engine = state.engine.clone();
     let bytes = tokio::task::spawn_blocking(move || {
-        let mut audio = synth.audio;
-        let mut post = engine::post(&cfg, None)?;
-        post.chunk(&mut audio)?;
-        crate::audio::encode::encode_all(kokoro_core::AudioFormat::Wav, &audio)
+        let mut audio = rendered.audio;
+        let mut output = engine.output(kokoro_core::AudioFormat::Wav, false)?;
+        output.push(&mut audio)?;
+        output.finish(&crate::audio::encode::NativeEncoders)
     })
     .await
     .map_err(|e| internal(&e.to_string()))?

@@ -1,0 +1,342 @@
+//! The speech pipeline, once: check a validated request, plan it, and for each
+//! piece phonemize, synthesize (sanitized, edge silence trimmed), normalize
+//! loudness and encode.
+//!
+//! The steps are separate functions so a caller can schedule them as it likes:
+//! the native backend runs [`render`] on its inference workers (one piece of
+//! look-ahead) and [`Output::push`] on a blocking thread; the wasi-nn edge and the
+//! CLI pull pieces one after another through [`Run`]. Either way every step is
+//! this code, so both paths make the same bytes for the same request.
+//!
+//! Encoders come from an [`Encoders`] factory: [`PureEncoders`] here (wav, pcm,
+//! flac), the backend's adds mp3, opus and aac.
+
+use crate::encode::{Encoder, pure_encoder};
+use crate::g2p::{self, G2pError};
+use crate::loudness::Loudness;
+use crate::voices::VoiceStore;
+use crate::{DEFAULT_CHUNK, Model, Piece, SynthError, SynthStats, Tables, plan, synthesize};
+use kokoro_core::chunk::ChunkOptions;
+use kokoro_core::voice::VoiceBlend;
+use kokoro_core::{ApiError, AudioFormat, Lang, SpeechRequest};
+
+/// Makes an encoder for a format; `total_samples` is known when the whole
+/// answer is encoded at once (WAV then carries exact sizes).
+pub trait Encoders: Send + Sync {
+    fn encoder(
+        &self,
+        format: AudioFormat,
+        total_samples: Option<usize>,
+    ) -> Result<Box<dyn Encoder>, String>;
+}
+
+/// The pure-Rust encoders: wav, pcm, flac.
+pub struct PureEncoders;
+
+impl Encoders for PureEncoders {
+    fn encoder(
+        &self,
+        format: AudioFormat,
+        total_samples: Option<usize>,
+    ) -> Result<Box<dyn Encoder>, String> {
+        pure_encoder(format, total_samples)
+            .ok_or_else(|| format!("no pure-Rust encoder for {}", format.as_str()))
+    }
+}
+
+/// The knobs a deployment sets: chunk windows and the loudness target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    pub chunk: ChunkOptions,
+    pub target_lufs: f64,
+    pub true_peak_dbtp: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            chunk: DEFAULT_CHUNK,
+            target_lufs: -16.0,
+            true_peak_dbtp: -1.0,
+        }
+    }
+}
+
+/// What one inference job synthesizes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Normalized text, phonemized first.
+    Text(String),
+    /// Phonemes given directly (`/dev/generate_from_phonemes`).
+    Phonemes(String),
+}
+
+/// A request that passed every check and is planned into pieces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Speech {
+    pub pieces: Vec<Piece>,
+    pub lang: Lang,
+    pub voice: VoiceBlend,
+    pub speed: f32,
+    pub format: AudioFormat,
+    pub stream: bool,
+}
+
+impl Speech {
+    /// Pieces that need inference.
+    pub fn text_pieces(&self) -> usize {
+        self.pieces
+            .iter()
+            .filter(|p| matches!(p, Piece::Text(_)))
+            .count()
+    }
+}
+
+/// The checks every request passes before any work: a language this build can
+/// phonemize, then every voice of the blend installed.
+pub fn check(lang: Lang, voice: &VoiceBlend, voices: &VoiceStore) -> Result<(), ApiError> {
+    if !g2p::supports(lang) {
+        return Err(ApiError::unsupported_language(lang.tag()));
+    }
+    if let Some(missing) = voices.missing(voice) {
+        return Err(ApiError::voice_not_installed(missing));
+    }
+    Ok(())
+}
+
+/// Check and plan a validated request.
+pub fn prepare(
+    req: &SpeechRequest,
+    voices: &VoiceStore,
+    settings: &Settings,
+) -> Result<Speech, ApiError> {
+    check(req.lang, &req.voice, voices)?;
+    Ok(Speech {
+        pieces: plan(req, &settings.chunk)?,
+        lang: req.lang,
+        voice: req.voice.clone(),
+        speed: req.speed,
+        format: req.format,
+        stream: req.stream,
+    })
+}
+
+impl SynthError {
+    /// The API error a client sees; failures keep their detail for the logs.
+    pub fn to_api(&self) -> ApiError {
+        match self {
+            SynthError::Unsupported(l) => ApiError::unsupported_language(l.tag()),
+            SynthError::VoiceMissing(v) => ApiError::voice_not_installed(v),
+            SynthError::Cancelled | SynthError::Failed(_) => ApiError::internal(),
+        }
+    }
+}
+
+/// One synthesized text piece.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub audio: Vec<f32>,
+    pub phonemes: String,
+    pub stats: SynthStats,
+}
+
+/// Phonemize (for text) and synthesize one piece of input with `model`.
+/// `cancelled` is polled before each inference call; `timed` gets each call's seconds.
+#[allow(clippy::too_many_arguments)]
+pub fn render(
+    model: &mut dyn Model,
+    input: &Input,
+    lang: Lang,
+    voice: &VoiceBlend,
+    speed: f32,
+    tables: Tables<'_>,
+    cancelled: &dyn Fn() -> bool,
+    timed: &mut dyn FnMut(f64),
+) -> Result<Rendered, SynthError> {
+    let phonemes = match input {
+        Input::Phonemes(p) => p.clone(),
+        Input::Text(t) => g2p::phonemize(t, lang).map_err(|e| match e {
+            G2pError::Unsupported(l) => SynthError::Unsupported(l),
+            G2pError::Failed(m) => SynthError::Failed(m),
+        })?,
+    };
+    let (audio, stats) = synthesize(model, &phonemes, voice, speed, tables, cancelled, timed)?;
+    Ok(Rendered {
+        audio,
+        phonemes,
+        stats,
+    })
+}
+
+/// A request's output stage: loudness normalization, then the encoder. A streamed
+/// answer is encoded piece by piece; a whole one is buffered and encoded once at
+/// [`Output::finish`], when its length is known.
+pub struct Output {
+    loudness: Loudness,
+    encoder: Option<Box<dyn Encoder>>,
+    format: AudioFormat,
+    /// Normalized samples of a whole (not streamed) answer.
+    whole: Option<Vec<f32>>,
+    samples: usize,
+}
+
+impl Output {
+    pub fn new(
+        settings: &Settings,
+        format: AudioFormat,
+        stream: bool,
+        encoders: &dyn Encoders,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            loudness: Loudness::new(settings.target_lufs, settings.true_peak_dbtp)?,
+            encoder: if stream {
+                Some(encoders.encoder(format, None)?)
+            } else {
+                None
+            },
+            format,
+            whole: (!stream).then(Vec::new),
+            samples: 0,
+        })
+    }
+
+    /// Normalize one piece's samples in place and return the bytes ready to send
+    /// (none while a whole answer is being buffered).
+    pub fn push(&mut self, audio: &mut [f32]) -> Result<Vec<u8>, String> {
+        self.loudness.process(audio);
+        self.samples += audio.len();
+        let mut out = Vec::new();
+        if let Some(w) = &mut self.whole {
+            w.extend_from_slice(audio);
+        } else if let Some(e) = &mut self.encoder {
+            e.encode(audio, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The rest of the answer: the encoder's tail, or the whole encoded answer.
+    pub fn finish(&mut self, encoders: &dyn Encoders) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        if let Some(w) = self.whole.take() {
+            let mut e = encoders.encoder(self.format, Some(w.len()))?;
+            out.reserve(w.len() / 2);
+            e.encode(&w, &mut out)?;
+            e.finish(&mut out)?;
+        } else if let Some(e) = &mut self.encoder {
+            e.finish(&mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Samples pushed so far.
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+}
+
+/// One step of a [`Run`].
+#[derive(Debug)]
+pub struct Chunk {
+    /// Bytes to send (may be empty while a whole answer is buffered).
+    pub bytes: Vec<u8>,
+    /// Samples this step added.
+    pub samples: usize,
+    /// Phoneme characters this step synthesized.
+    pub phonemes: usize,
+    /// Whether this was the last step (the encoder's tail is in `bytes`).
+    pub last: bool,
+}
+
+/// The whole pipeline in one thread, pulled a piece at a time: for callers that
+/// own their model (the wasi-nn edge, tests). Each [`Run::step`] renders one
+/// piece and post-processes it; after the last piece one more step returns the
+/// encoder's tail.
+pub struct Run<'a> {
+    speech: &'a Speech,
+    tables: Tables<'a>,
+    encoders: &'a dyn Encoders,
+    output: Output,
+    next: usize,
+    done: bool,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(
+        speech: &'a Speech,
+        tables: Tables<'a>,
+        settings: &Settings,
+        encoders: &'a dyn Encoders,
+    ) -> Result<Self, SynthError> {
+        let output = Output::new(settings, speech.format, speech.stream, encoders)
+            .map_err(SynthError::Failed)?;
+        Ok(Self {
+            speech,
+            tables,
+            encoders,
+            output,
+            next: 0,
+            done: false,
+        })
+    }
+
+    /// The next chunk, or `None` once the tail has been returned.
+    pub fn step(&mut self, model: &mut dyn Model) -> Option<Result<Chunk, SynthError>> {
+        if self.done {
+            return None;
+        }
+        let Some(piece) = self.speech.pieces.get(self.next) else {
+            self.done = true;
+            return Some(
+                self.output
+                    .finish(self.encoders)
+                    .map(|bytes| Chunk {
+                        bytes,
+                        samples: 0,
+                        phonemes: 0,
+                        last: true,
+                    })
+                    .map_err(SynthError::Failed),
+            );
+        };
+        self.next += 1;
+        let (mut audio, phonemes) = match piece {
+            Piece::Silence(n) => (vec![0.0f32; *n], 0),
+            Piece::Text(t) => {
+                let s = self.speech;
+                match render(
+                    model,
+                    &Input::Text(t.clone()),
+                    s.lang,
+                    &s.voice,
+                    s.speed,
+                    self.tables,
+                    &|| false,
+                    &mut |_| {},
+                ) {
+                    Ok(r) => (r.audio, r.phonemes.chars().count()),
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+            }
+        };
+        let samples = audio.len();
+        Some(
+            self.output
+                .push(&mut audio)
+                .map(|bytes| Chunk {
+                    bytes,
+                    samples,
+                    phonemes,
+                    last: false,
+                })
+                .map_err(SynthError::Failed),
+        )
+    }
+
+    /// Samples produced so far.
+    pub fn samples(&self) -> usize {
+        self.output.samples()
+    }
+}
