@@ -326,6 +326,24 @@ impl ApiError {
         )
     }
 
+    /// The edge component itself failed (the edge host's answer).
+    pub fn component_failed() -> Self {
+        Self::new(
+            ErrorKind::BadGateway,
+            "upstream_error",
+            "The edge component failed.",
+        )
+    }
+
+    /// The edge component did not start its answer in time (the edge host's answer).
+    pub fn edge_timeout() -> Self {
+        Self::new(
+            ErrorKind::GatewayTimeout,
+            "upstream_timeout",
+            "The edge did not answer in time.",
+        )
+    }
+
     /// The backend answered with a server error.
     pub fn upstream_error() -> Self {
         Self::new(

@@ -24,6 +24,7 @@ use fermyon::spin::{key_value, variables};
 pub struct StoreHandle;
 
 /// The backing store shared by all requests.
+#[derive(Debug)]
 pub enum Kv {
     Dir(PathBuf),
     Memory(Mutex<HashMap<String, Vec<u8>>>),

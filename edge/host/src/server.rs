@@ -1,0 +1,224 @@
+//! The server: a store per request (or a warm instance in wasi-nn mode), the
+//! response-head time-out, host errors in the contract's shape, and the accept
+//! loop.
+
+use crate::allow::AllowList;
+use crate::pool::Job;
+use crate::{nn, spin};
+use anyhow::{Context, Result};
+use http_body_util::BodyExt;
+use hyper::server::conn::http1;
+use kokoro_core::ApiError;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Per-request host state.
+pub struct State {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    pub table: ResourceTable,
+    hooks: AllowList,
+    limits: StoreLimits,
+    spin: spin::SpinCtx,
+    pub nn: wasmtime_wasi_nn::wit::WasiNnCtx,
+}
+
+impl spin::HasSpin for State {
+    fn spin(&mut self) -> spin::SpinView<'_> {
+        spin::SpinView {
+            ctx: &self.spin,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+pub struct Server {
+    pub pre: ProxyPre<State>,
+    /// wasi-nn mode: the warm instances' queue.
+    pub warm: Option<tokio::sync::mpsc::Sender<Job>>,
+    pub graphs: nn::Graphs,
+    pub preopen: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub kv: Arc<spin::Kv>,
+    pub variables: Arc<std::collections::HashMap<String, String>>,
+    pub allowed: Arc<Vec<String>>,
+    pub max_memory: usize,
+    pub timeout: Duration,
+}
+
+/// The contract's error envelope and headers (from `kokoro-core`, as everywhere else).
+pub fn error_response(e: &ApiError) -> hyper::Response<HyperOutgoingBody> {
+    let body = http_body_util::Full::new(hyper::body::Bytes::from(e.to_json()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut resp = hyper::Response::new(body);
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(e.status()).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    for (name, value) in e.headers() {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+            h.insert(hyper::header::HeaderName::from_static(name), v);
+        }
+    }
+    resp
+}
+
+/// wasmtime 48 has its own error type; bring it into anyhow at the boundary.
+pub fn w<T>(r: wasmtime::Result<T>) -> Result<T> {
+    r.map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+impl Server {
+    /// A store with the host state for one instance.
+    pub fn new_store(&self) -> Result<Store<State>> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stderr().envs(&self.env);
+        if let Some(dir) = &self.preopen {
+            w(wasi.preopened_dir(dir, "/assets", wasmtime_wasi::FsPerms::ReadOnly))
+                .with_context(|| format!("cannot preopen {}", dir.display()))?;
+        }
+        let mut store = Store::new(
+            self.pre.engine(),
+            State {
+                wasi: wasi.build(),
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                hooks: AllowList {
+                    allowed: self.allowed.clone(),
+                },
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(self.max_memory)
+                    .instances(4)
+                    .build(),
+                spin: spin::SpinCtx {
+                    kv: self.kv.clone(),
+                    variables: self.variables.clone(),
+                },
+                nn: self.graphs.ctx(),
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        Ok(store)
+    }
+
+    pub async fn handle(
+        self: Arc<Self>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        if let Some(warm) = &self.warm {
+            if warm.try_send(Job { req, reply: sender }).is_err() {
+                return Ok(error_response(&ApiError::rate_limited()));
+            }
+            return Ok(self.await_head(receiver, None).await);
+        }
+        let mut store = self.new_store()?;
+        let req = w(store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req))?;
+        let out = w(store.data_mut().http().new_response_outparam(sender))?;
+        let pre = self.pre.clone();
+        let task = tokio::task::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(store, req, out)
+                .await
+        });
+        Ok(self.await_head(receiver, Some(task)).await)
+    }
+
+    /// Wait for the response head (with the time-out); errors in the contract's shape.
+    async fn await_head(
+        &self,
+        receiver: tokio::sync::oneshot::Receiver<
+            Result<
+                hyper::Response<HyperOutgoingBody>,
+                wasmtime_wasi_http::p2::bindings::http::types::ErrorCode,
+            >,
+        >,
+        task: Option<tokio::task::JoinHandle<wasmtime::Result<()>>>,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        match tokio::time::timeout(self.timeout, receiver).await {
+            Ok(Ok(Ok(resp))) => resp,
+            Ok(Ok(Err(e))) => {
+                tracing::error!(error = ?e, "component returned an error");
+                error_response(&ApiError::component_failed())
+            }
+            Ok(Err(_)) => {
+                let detail = match task {
+                    None => "the warm instance dropped the request (see its log)".to_string(),
+                    Some(task) => match task.await {
+                        Ok(Ok(())) => "component never set a response".to_string(),
+                        Ok(Err(e)) => format!("{e:?}"),
+                        Err(e) => format!("{e:?}"),
+                    },
+                };
+                tracing::error!(detail, "component trapped");
+                error_response(&ApiError::internal())
+            }
+            Err(_) => {
+                if let Some(task) = task {
+                    task.abort();
+                }
+                error_response(&ApiError::edge_timeout())
+            }
+        }
+    }
+}
+
+/// Accept connections until the process ends; an accept error is logged and the
+/// loop goes on (a burst of failed handshakes must not stop the server).
+pub async fn serve(server: Arc<Server>, listener: TcpListener) -> Result<()> {
+    loop {
+        let client = match listener.accept().await {
+            Ok((c, _)) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let server = server.clone();
+        tokio::task::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| server.clone().handle(req));
+            if let Err(e) = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(client), svc)
+                .await
+            {
+                tracing::debug!(error = ?e, "connection ended with an error");
+            }
+        });
+    }
+}
