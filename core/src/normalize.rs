@@ -13,24 +13,142 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
+/// A normalization group: a switch of the request's `normalization` object.
+/// Its index in [`GROUPS`] is its bit (after `enabled`) in [`NormalizeOptions::bits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Group(u8);
+
+/// One row of the group table: the field name and the cheap test that skips the
+/// group's rules when the text cannot match them (so plain prose compiles no regex).
+struct GroupDef {
+    name: &'static str,
+    may_match: fn(&Facts) -> bool,
+}
+
+/// What the prefilters look at, computed once per text.
+struct Facts<'t> {
+    text: &'t str,
+    has_digit: bool,
+    n_digits: usize,
+}
+
+impl Facts<'_> {
+    fn has(&self, cs: &[char]) -> bool {
+        self.text.contains(cs)
+    }
+}
+
+impl Group {
+    pub const URLS: Group = Group(0);
+    pub const EMAILS: Group = Group(1);
+    pub const PHONE_NUMBERS: Group = Group(2);
+    pub const DATES: Group = Group(3);
+    pub const TIMES: Group = Group(4);
+    pub const MONEY: Group = Group(5);
+    pub const PERCENTAGES: Group = Group(6);
+    pub const UNITS: Group = Group(7);
+    pub const YEARS: Group = Group(8);
+    pub const ORDINALS: Group = Group(9);
+    pub const DECIMALS: Group = Group(10);
+    pub const NUMBERS: Group = Group(11);
+    pub const ABBREVIATIONS: Group = Group(12);
+
+    /// Every group, in contract order.
+    pub fn all() -> impl Iterator<Item = Group> {
+        (0..GROUPS.len() as u8).map(Group)
+    }
+
+    /// The field name in the `normalization` object.
+    pub fn name(self) -> &'static str {
+        GROUPS[self.0 as usize].name
+    }
+
+    pub fn by_name(name: &str) -> Option<Group> {
+        Group::all().find(|g| g.name() == name)
+    }
+
+    const fn mask(self) -> u16 {
+        1 << self.0
+    }
+}
+
+/// The groups, in contract order: the options, their field names and their bits
+/// all follow from this table. A new group is a row here and its rules in [`RULES`].
+const GROUPS: [GroupDef; 13] = [
+    GroupDef {
+        name: "urls",
+        may_match: |f| {
+            // The URL pattern is case-insensitive, so its prefilter is too.
+            let lower = f.text.to_ascii_lowercase();
+            lower.contains("www.") || TLD_MARKS.iter().any(|m| lower.contains(m))
+        },
+    },
+    GroupDef {
+        name: "emails",
+        may_match: |f| f.text.contains('@'),
+    },
+    GroupDef {
+        name: "phone_numbers",
+        may_match: |f| f.n_digits >= 5,
+    },
+    GroupDef {
+        name: "dates",
+        may_match: |f| {
+            f.has_digit && (f.has(&['-', '/']) || MONTHS.iter().any(|m| f.text.contains(&m[..3])))
+        },
+    },
+    GroupDef {
+        name: "times",
+        may_match: |f| {
+            let ampm = || {
+                f.text.as_bytes().windows(2).any(|w| {
+                    matches!(w[0], b'a' | b'A' | b'p' | b'P') && matches!(w[1], b'm' | b'M' | b'.')
+                })
+            };
+            f.has_digit && (f.text.contains(':') || ampm())
+        },
+    },
+    GroupDef {
+        name: "money",
+        may_match: |f| f.has_digit && f.has(&['$', '£', '€', '¥']),
+    },
+    GroupDef {
+        name: "percentages",
+        may_match: |f| f.has_digit && f.text.contains('%'),
+    },
+    GroupDef {
+        name: "units",
+        may_match: |f| f.has_digit,
+    },
+    GroupDef {
+        name: "years",
+        may_match: |f| f.has_digit,
+    },
+    GroupDef {
+        name: "ordinals",
+        may_match: |f| f.has_digit,
+    },
+    GroupDef {
+        name: "decimals",
+        may_match: |f| f.has_digit && f.text.contains('.'),
+    },
+    GroupDef {
+        name: "numbers",
+        may_match: |f| f.has_digit,
+    },
+    GroupDef {
+        name: "abbreviations",
+        may_match: |f| ABBREV_MARKS.iter().any(|m| f.text.contains(m)),
+    },
+];
+
 /// Which normalization groups run. All on by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NormalizeOptions {
     /// Master switch: `false` passes text through untouched.
     pub enabled: bool,
-    pub urls: bool,
-    pub emails: bool,
-    pub phone_numbers: bool,
-    pub dates: bool,
-    pub times: bool,
-    pub money: bool,
-    pub percentages: bool,
-    pub units: bool,
-    pub years: bool,
-    pub ordinals: bool,
-    pub decimals: bool,
-    pub numbers: bool,
-    pub abbreviations: bool,
+    /// One bit per group ([`Group`]'s index).
+    groups: u16,
 }
 
 impl Default for NormalizeOptions {
@@ -39,62 +157,46 @@ impl Default for NormalizeOptions {
     }
 }
 
-/// Field names of the `normalization` object, in contract order.
-pub const NORMALIZATION_FIELDS: [&str; 14] = [
-    "enabled",
-    "urls",
-    "emails",
-    "phone_numbers",
-    "dates",
-    "times",
-    "money",
-    "percentages",
-    "units",
-    "years",
-    "ordinals",
-    "decimals",
-    "numbers",
-    "abbreviations",
-];
+/// Field names of the `normalization` object, in contract order: `enabled`, then
+/// every group.
+pub fn normalization_fields() -> impl Iterator<Item = &'static str> {
+    std::iter::once("enabled").chain(Group::all().map(Group::name))
+}
 
 impl NormalizeOptions {
+    /// Enabled, with every group on or off.
     pub fn all(on: bool) -> Self {
         Self {
             enabled: true,
-            urls: on,
-            emails: on,
-            phone_numbers: on,
-            dates: on,
-            times: on,
-            money: on,
-            percentages: on,
-            units: on,
-            years: on,
-            ordinals: on,
-            decimals: on,
-            numbers: on,
-            abbreviations: on,
+            groups: if on { (1 << GROUPS.len()) - 1 } else { 0 },
         }
     }
 
-    fn field_mut(&mut self, name: &str) -> Option<&mut bool> {
-        Some(match name {
-            "enabled" => &mut self.enabled,
-            "urls" => &mut self.urls,
-            "emails" => &mut self.emails,
-            "phone_numbers" => &mut self.phone_numbers,
-            "dates" => &mut self.dates,
-            "times" => &mut self.times,
-            "money" => &mut self.money,
-            "percentages" => &mut self.percentages,
-            "units" => &mut self.units,
-            "years" => &mut self.years,
-            "ordinals" => &mut self.ordinals,
-            "decimals" => &mut self.decimals,
-            "numbers" => &mut self.numbers,
-            "abbreviations" => &mut self.abbreviations,
-            _ => return None,
-        })
+    pub fn is_on(&self, g: Group) -> bool {
+        self.groups & g.mask() != 0
+    }
+
+    pub fn set(&mut self, g: Group, on: bool) {
+        if on {
+            self.groups |= g.mask();
+        } else {
+            self.groups &= !g.mask();
+        }
+    }
+
+    /// These options with one group switched.
+    pub fn with(mut self, g: Group, on: bool) -> Self {
+        self.set(g, on);
+        self
+    }
+
+    fn set_field(&mut self, name: &str, on: bool) -> Option<()> {
+        if name == "enabled" {
+            self.enabled = on;
+        } else {
+            self.set(Group::by_name(name)?, on);
+        }
+        Some(())
     }
 
     /// Parse the request's `normalization` object; absent keys keep their default (on).
@@ -109,16 +211,16 @@ impl NormalizeOptions {
         let mut opts = Self::default();
         for (k, val) in map {
             let param = format!("normalization.{}", k.chars().take(64).collect::<String>());
-            let Some(slot) = opts.field_mut(k) else {
+            if normalization_fields().all(|f| f != k) {
                 return Err(ApiError::invalid(
                     &param,
                     "unknown_parameter",
                     format!(
                         "Unknown normalization option; known: {}.",
-                        NORMALIZATION_FIELDS.join(", ")
+                        normalization_fields().collect::<Vec<_>>().join(", ")
                     ),
                 ));
-            };
+            }
             let Value::Bool(b) = val else {
                 return Err(ApiError::invalid(
                     &param,
@@ -126,32 +228,14 @@ impl NormalizeOptions {
                     format!("'{param}' must be a boolean."),
                 ));
             };
-            *slot = *b;
+            opts.set_field(k, *b);
         }
         Ok(opts)
     }
 
-    /// Bit mask of the switches, for the cache key.
+    /// Bit mask of the switches, for the cache key: bit 0 `enabled`, bit 1 + i group i.
     pub fn bits(&self) -> u16 {
-        [
-            self.enabled,
-            self.urls,
-            self.emails,
-            self.phone_numbers,
-            self.dates,
-            self.times,
-            self.money,
-            self.percentages,
-            self.units,
-            self.years,
-            self.ordinals,
-            self.decimals,
-            self.numbers,
-            self.abbreviations,
-        ]
-        .iter()
-        .enumerate()
-        .fold(0u16, |acc, (i, b)| acc | (u16::from(*b) << i))
+        u16::from(self.enabled) | (self.groups << 1)
     }
 }
 
@@ -532,169 +616,192 @@ const ABBREV_MARKS: [&str; 20] = [
     "Ltd.", "Corp.", "approx.", "vs.", "etc.", "e.g.", "i.e.", "&",
 ];
 
+/// One rewrite: its group, its pattern (a `LazyLock`, so a disabled or
+/// prefiltered group never compiles it), and what a match becomes (`None` leaves
+/// the match as it was).
+struct Rule {
+    group: Group,
+    re: &'static LazyLock<Regex>,
+    rewrite: fn(&Captures, &str) -> Option<String>,
+}
+
+const fn rule(
+    group: Group,
+    re: &'static LazyLock<Regex>,
+    rewrite: fn(&Captures, &str) -> Option<String>,
+) -> Rule {
+    Rule { group, re, rewrite }
+}
+
+/// Every rule, in the order they run (emails before URLs, so an address is not
+/// read as a domain; dates and times before plain numbers; ...).
+static RULES: [Rule; 18] = [
+    rule(Group::EMAILS, &EMAIL, |c, _| Some(spell_symbols(&c[0]))),
+    rule(Group::URLS, &URL, |c, _| Some(spoken_url(&c[0]))),
+    rule(Group::PHONE_NUMBERS, &PHONE, phone),
+    rule(Group::DATES, &DATE_ISO, date_iso),
+    rule(Group::DATES, &DATE_SLASH, date_slash),
+    rule(Group::DATES, &DATE_MONTH_DAY, date_month_day),
+    rule(Group::DATES, &DATE_DAY_MONTH, date_day_month),
+    rule(Group::TIMES, &TIME, |c, _| time(c)),
+    rule(Group::TIMES, &TIME_AMPM, time_ampm),
+    rule(Group::MONEY, &MONEY, |c, _| Some(money(c))),
+    rule(Group::PERCENTAGES, &PERCENT, |c, _| {
+        Some(format!("{} percent", number_words(&c[1])))
+    }),
+    rule(Group::YEARS, &DECADE, decade),
+    rule(Group::YEARS, &YEAR_CONTEXT, year_in_context),
+    rule(Group::UNITS, &UNIT, |c, _| Some(units(c))),
+    rule(Group::ORDINALS, &ORDINAL, |c, _| {
+        Some(match c[1].parse::<u64>() {
+            Ok(n) => ordinal(n),
+            Err(_) => digits(&c[1]),
+        })
+    }),
+    rule(Group::DECIMALS, &DECIMAL, |c, _| {
+        Some(decimal_words(&c[1], &c[2]))
+    }),
+    rule(Group::NUMBERS, &NUMBER, number),
+    rule(Group::ABBREVIATIONS, &ABBREV, |c, hay| {
+        Some(abbreviation(c, hay))
+    }),
+];
+
+fn phone(c: &Captures, _: &str) -> Option<String> {
+    let groups: Vec<String> = c[0]
+        .split(|ch: char| !ch.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .map(digits)
+        .collect();
+    Some(groups.join(", "))
+}
+
+fn date_iso(c: &Captures, _: &str) -> Option<String> {
+    let (m, d): (usize, u64) = (c[2].parse().ok()?, c[3].parse().ok()?);
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| spoken_date(m - 1, d, Some(&c[1])))
+}
+
+fn date_slash(c: &Captures, _: &str) -> Option<String> {
+    let (a, b): (u64, u64) = (c[1].parse().ok()?, c[2].parse().ok()?);
+    // Month first (en-US) unless the first field cannot be a month.
+    let (m, d) = if a > 12 { (b, a) } else { (a, b) };
+    let y = &c[3];
+    let full_year = if y.len() == 2 {
+        format!("20{y}")
+    } else {
+        y.to_string()
+    };
+    ((1..=12).contains(&m) && (1..=31).contains(&d))
+        .then(|| spoken_date(m as usize - 1, d, Some(&full_year)))
+}
+
+fn date_month_day(c: &Captures, _: &str) -> Option<String> {
+    let m = month_index(&c[1])?;
+    let d: u64 = c[2].parse().ok()?;
+    (1..=31)
+        .contains(&d)
+        .then(|| spoken_date(m, d, c.get(3).map(|y| y.as_str())))
+}
+
+fn date_day_month(c: &Captures, _: &str) -> Option<String> {
+    let d: u64 = c[1].parse().ok()?;
+    let m = month_index(&c[2])?;
+    (1..=31).contains(&d).then(|| {
+        let mut s = format!("the {} of {}", ordinal(d), MONTHS[m]);
+        if let Some(y) = c.get(3).and_then(|y| y.as_str().parse().ok()) {
+            s.push_str(", ");
+            s.push_str(&year(y));
+        }
+        s
+    })
+}
+
+fn time_ampm(c: &Captures, _: &str) -> Option<String> {
+    let h: u64 = c[1].parse().ok()?;
+    let p = if c[2].eq_ignore_ascii_case("a") {
+        "a m"
+    } else {
+        "p m"
+    };
+    (1..=12)
+        .contains(&h)
+        .then(|| format!("{} {p}", cardinal(h)))
+}
+
+fn decade(c: &Captures, _: &str) -> Option<String> {
+    let y: u64 = c[1].parse().ok()?;
+    (1000..=2990).contains(&y).then(|| pluralize(&year(y)))
+}
+
+fn year_in_context(c: &Captures, _: &str) -> Option<String> {
+    let y: u64 = c[2].parse().ok()?;
+    (1000..=2099)
+        .contains(&y)
+        .then(|| format!("{} {}", &c[1], year(y)))
+}
+
+fn number(c: &Captures, hay: &str) -> Option<String> {
+    let start = c.get(0).map_or(0, |m| m.start());
+    let minus = c.get(1).is_some();
+    // A hyphen is a minus sign only at the start or after whitespace/brackets.
+    let sign_ok = minus
+        && hay[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|p| p.is_whitespace() || "([{".contains(p));
+    let end = c.get(0).map_or(0, |m| m.end());
+    let words = integer_str(&strip_commas(&c[2]));
+    let mut out = match (minus, sign_ok) {
+        (true, true) => format!("minus {words}"),
+        (true, false) => format!("-{words}"),
+        _ => words,
+    };
+    // Digits glued to letters ("mp3", "3D") become separate words.
+    if hay[..start]
+        .chars()
+        .next_back()
+        .is_some_and(char::is_alphabetic)
+    {
+        out.insert(0, ' ');
+    }
+    if hay[end..].chars().next().is_some_and(char::is_alphabetic) {
+        out.push(' ');
+    }
+    Some(out)
+}
+
 /// Normalize `text` for speech according to `opts`.
 ///
-/// Cheap substring checks skip groups that cannot match, so plain prose compiles
-/// and runs no regex at all (this matters in the edge component, which starts
-/// from a fresh instance, and so fresh `LazyLock`s, on every request).
+/// Each group's cheap prefilter ([`GROUPS`]) skips rules that cannot match, so
+/// plain prose compiles and runs no regex at all (this matters in the edge
+/// component, which starts from a fresh instance, and so fresh `LazyLock`s, on
+/// every request).
 pub fn normalize<'t>(text: &'t str, opts: &NormalizeOptions) -> Cow<'t, str> {
     if !opts.enabled {
         return Cow::Borrowed(text);
     }
-    let has_digit = text.bytes().any(|b| b.is_ascii_digit());
-    // The URL pattern is case-insensitive, so its prefilter is too.
-    let url_like = || {
-        let lower = text.to_ascii_lowercase();
-        lower.contains("www.") || TLD_MARKS.iter().any(|m| lower.contains(m))
+    let facts = Facts {
+        text,
+        has_digit: text.bytes().any(|b| b.is_ascii_digit()),
+        n_digits: text.bytes().filter(u8::is_ascii_digit).count(),
     };
-    let n_digits = text.bytes().filter(u8::is_ascii_digit).count();
-    let has = |cs: &[char]| text.contains(cs);
-    let month = || MONTHS.iter().any(|m| text.contains(&m[..3]));
-    let ampm = || {
-        let b = text.as_bytes();
-        b.windows(2).any(|w| {
-            matches!(w[0], b'a' | b'A' | b'p' | b'P') && matches!(w[1], b'm' | b'M' | b'.')
-        })
-    };
-    let opts = &NormalizeOptions {
-        urls: opts.urls && url_like(),
-        emails: opts.emails && text.contains('@'),
-        phone_numbers: opts.phone_numbers && n_digits >= 5,
-        dates: opts.dates && has_digit && (has(&['-', '/']) || month()),
-        times: opts.times && has_digit && (text.contains(':') || ampm()),
-        money: opts.money && has_digit && has(&['$', '£', '€', '¥']),
-        percentages: opts.percentages && has_digit && text.contains('%'),
-        units: opts.units && has_digit,
-        years: opts.years && has_digit,
-        ordinals: opts.ordinals && has_digit,
-        decimals: opts.decimals && has_digit && text.contains('.'),
-        numbers: opts.numbers && has_digit,
-        abbreviations: opts.abbreviations && ABBREV_MARKS.iter().any(|m| text.contains(m)),
-        ..*opts
-    };
-    run_passes(text, opts)
+    let mut live = *opts;
+    for g in Group::all() {
+        if live.is_on(g) && !(GROUPS[g.0 as usize].may_match)(&facts) {
+            live.set(g, false);
+        }
+    }
+    run_passes(text, &live)
 }
 
-/// Every enabled pass, without the prefilter (the prefilter must not change results).
+/// Every enabled rule, without the prefilter (the prefilter must not change results).
 #[doc(hidden)]
 pub fn run_passes<'t>(text: &'t str, opts: &NormalizeOptions) -> Cow<'t, str> {
     if !opts.enabled {
         return Cow::Borrowed(text);
     }
-    let t = Cow::Borrowed(text);
-    let t = pass(opts.emails, t, &EMAIL, |c, _| Some(spell_symbols(&c[0])));
-    let t = pass(opts.urls, t, &URL, |c, _| Some(spoken_url(&c[0])));
-    let t = pass(opts.phone_numbers, t, &PHONE, |c, _| {
-        let groups: Vec<String> = c[0]
-            .split(|ch: char| !ch.is_ascii_digit())
-            .filter(|g| !g.is_empty())
-            .map(digits)
-            .collect();
-        Some(groups.join(", "))
-    });
-    let t = pass(opts.dates, t, &DATE_ISO, |c, _| {
-        let (m, d): (usize, u64) = (c[2].parse().ok()?, c[3].parse().ok()?);
-        ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| spoken_date(m - 1, d, Some(&c[1])))
-    });
-    let t = pass(opts.dates, t, &DATE_SLASH, |c, _| {
-        let (a, b): (u64, u64) = (c[1].parse().ok()?, c[2].parse().ok()?);
-        // Month first (en-US) unless the first field cannot be a month.
-        let (m, d) = if a > 12 { (b, a) } else { (a, b) };
-        let y = &c[3];
-        let full_year = if y.len() == 2 {
-            format!("20{y}")
-        } else {
-            y.to_string()
-        };
-        ((1..=12).contains(&m) && (1..=31).contains(&d))
-            .then(|| spoken_date(m as usize - 1, d, Some(&full_year)))
-    });
-    let t = pass(opts.dates, t, &DATE_MONTH_DAY, |c, _| {
-        let m = month_index(&c[1])?;
-        let d: u64 = c[2].parse().ok()?;
-        (1..=31)
-            .contains(&d)
-            .then(|| spoken_date(m, d, c.get(3).map(|y| y.as_str())))
-    });
-    let t = pass(opts.dates, t, &DATE_DAY_MONTH, |c, _| {
-        let d: u64 = c[1].parse().ok()?;
-        let m = month_index(&c[2])?;
-        (1..=31).contains(&d).then(|| {
-            let mut s = format!("the {} of {}", ordinal(d), MONTHS[m]);
-            if let Some(y) = c.get(3).and_then(|y| y.as_str().parse().ok()) {
-                s.push_str(", ");
-                s.push_str(&year(y));
-            }
-            s
-        })
-    });
-    let t = pass(opts.times, t, &TIME, |c, _| time(c));
-    let t = pass(opts.times, t, &TIME_AMPM, |c, _| {
-        let h: u64 = c[1].parse().ok()?;
-        let p = if c[2].eq_ignore_ascii_case("a") {
-            "a m"
-        } else {
-            "p m"
-        };
-        (1..=12)
-            .contains(&h)
-            .then(|| format!("{} {p}", cardinal(h)))
-    });
-    let t = pass(opts.money, t, &MONEY, |c, _| Some(money(c)));
-    let t = pass(opts.percentages, t, &PERCENT, |c, _| {
-        Some(format!("{} percent", number_words(&c[1])))
-    });
-    let t = pass(opts.years, t, &DECADE, |c, _| {
-        let y: u64 = c[1].parse().ok()?;
-        (1000..=2990).contains(&y).then(|| pluralize(&year(y)))
-    });
-    let t = pass(opts.years, t, &YEAR_CONTEXT, |c, _| {
-        let y: u64 = c[2].parse().ok()?;
-        (1000..=2099)
-            .contains(&y)
-            .then(|| format!("{} {}", &c[1], year(y)))
-    });
-    let t = pass(opts.units, t, &UNIT, |c, _| Some(units(c)));
-    let t = pass(opts.ordinals, t, &ORDINAL, |c, _| {
-        Some(match c[1].parse::<u64>() {
-            Ok(n) => ordinal(n),
-            Err(_) => digits(&c[1]),
-        })
-    });
-    let t = pass(opts.decimals, t, &DECIMAL, |c, _| {
-        Some(decimal_words(&c[1], &c[2]))
-    });
-    let t = pass(opts.numbers, t, &NUMBER, |c, hay| {
-        let start = c.get(0).map_or(0, |m| m.start());
-        let minus = c.get(1).is_some();
-        // A hyphen is a minus sign only at the start or after whitespace/brackets.
-        let sign_ok = minus
-            && hay[..start]
-                .chars()
-                .next_back()
-                .is_none_or(|p| p.is_whitespace() || "([{".contains(p));
-        let end = c.get(0).map_or(0, |m| m.end());
-        let words = integer_str(&strip_commas(&c[2]));
-        let mut out = match (minus, sign_ok) {
-            (true, true) => format!("minus {words}"),
-            (true, false) => format!("-{words}"),
-            _ => words,
-        };
-        // Digits glued to letters ("mp3", "3D") become separate words.
-        if hay[..start]
-            .chars()
-            .next_back()
-            .is_some_and(char::is_alphabetic)
-        {
-            out.insert(0, ' ');
-        }
-        if hay[end..].chars().next().is_some_and(char::is_alphabetic) {
-            out.push(' ');
-        }
-        Some(out)
-    });
-    pass(opts.abbreviations, t, &ABBREV, |c, hay| {
-        Some(abbreviation(c, hay))
+    RULES.iter().fold(Cow::Borrowed(text), |t, r| {
+        pass(opts.is_on(r.group), t, r.re, r.rewrite)
     })
 }
 
@@ -943,21 +1050,18 @@ mod tests {
             f(&mut o);
             o
         };
-        let o = only(|o| o.money = true);
+        let o = only(|o| o.set(Group::MONEY, true));
         assert_eq!(normalize("$5 and 7", &o), "five dollars and 7");
-        let o = only(|o| o.percentages = true);
+        let o = only(|o| o.set(Group::PERCENTAGES, true));
         assert_eq!(normalize("5% and 7", &o), "five percent and 7");
-        let o = only(|o| o.urls = true);
+        let o = only(|o| o.set(Group::URLS, true));
         assert_eq!(normalize("a.com 7", &o), "a dot com 7");
         let o = NormalizeOptions {
             enabled: false,
             ..Default::default()
         };
         assert_eq!(normalize("$5 Dr. 3", &o), "$5 Dr. 3");
-        let o = NormalizeOptions {
-            abbreviations: false,
-            ..Default::default()
-        };
+        let o = NormalizeOptions::default().with(Group::ABBREVIATIONS, false);
         assert_eq!(normalize("Dr. 3", &o), "Dr. three");
     }
 
@@ -965,16 +1069,27 @@ mod tests {
     fn options_from_json() {
         let o = NormalizeOptions::from_value(&serde_json::json!({"urls": false, "enabled": true}))
             .unwrap();
-        assert!(!o.urls && o.emails && o.enabled);
+        assert!(!o.is_on(Group::URLS) && o.is_on(Group::EMAILS) && o.enabled);
         assert_ne!(o.bits(), NormalizeOptions::default().bits());
         let e = NormalizeOptions::from_value(&serde_json::json!({"urls": "no"})).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("normalization.urls"));
-        assert_eq!(NORMALIZATION_FIELDS.len(), 14);
+        let fields: Vec<_> = normalization_fields().collect();
+        assert_eq!(fields.len(), 14);
+        assert_eq!(fields[0], "enabled");
+        assert_eq!(fields[13], "abbreviations");
         let mut o = NormalizeOptions::default();
-        for f in NORMALIZATION_FIELDS {
-            *o.field_mut(f).unwrap() = false;
+        for f in normalization_fields() {
+            o.set_field(f, false).unwrap();
         }
         assert_eq!(o.bits(), 0);
+        // The cache key's bits: one per field, in contract order.
+        for (i, f) in normalization_fields().enumerate() {
+            let mut one = NormalizeOptions::all(false);
+            one.enabled = false;
+            one.set_field(f, true).unwrap();
+            assert_eq!(one.bits(), 1 << i, "{f}");
+        }
+        assert!(o.set_field("nope", true).is_none());
     }
 
     #[test]

@@ -427,8 +427,8 @@ mod tests {
         assert_eq!(r.format, AudioFormat::Flac);
         assert_eq!(r.speed, 1.5);
         assert!(!r.stream);
-        assert!(!r.normalization.urls);
-        assert!(r.normalization.numbers);
+        assert!(!r.normalization.is_on(crate::normalize::Group::URLS));
+        assert!(r.normalization.is_on(crate::normalize::Group::NUMBERS));
         // Equal weights: the alphabetically first voice decides (af_sky -> en-us).
         assert_eq!(r.lang, Lang::EnUs);
         let r = SpeechRequest::from_value(&json!({"input": "x", "voice": "bm_george"})).unwrap();

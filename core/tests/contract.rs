@@ -4,7 +4,7 @@
 //! with its status, code and param; enums, bounds and the error-code table must match.
 
 use kokoro_core::error::ERROR_CODES;
-use kokoro_core::normalize::NORMALIZATION_FIELDS;
+use kokoro_core::normalize::normalization_fields;
 use kokoro_core::request::{FIELDS, MAX_INPUT_CHARS, MAX_SPEED, MIN_SPEED, MODELS};
 use kokoro_core::{AudioFormat, SpeechRequest};
 use serde_json::Value;
@@ -116,7 +116,7 @@ fn enums_and_bounds_match() {
         .keys()
         .cloned()
         .collect();
-    let mut ours = NORMALIZATION_FIELDS.to_vec();
+    let mut ours: Vec<String> = normalization_fields().map(String::from).collect();
     norm.sort();
     ours.sort();
     assert_eq!(norm, ours);

@@ -55,7 +55,7 @@ proptest! {
 
     #[test]
     fn disabled_normalization_is_identity(s in texty()) {
-        let o = NormalizeOptions { enabled: false, ..Default::default() };
+        let o = { let mut o = NormalizeOptions::default(); o.enabled = false; o };
         prop_assert_eq!(normalize(&s, &o), s.as_str());
     }
 
