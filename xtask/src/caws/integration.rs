@@ -5,7 +5,10 @@
 //! the intelligibility tests (PocketSphinx transcribes our audio) passing.
 
 use super::junit::{self, Cases, Outcome};
-use super::{Check, check, run_cmd, tail};
+use super::{
+    Check, OUT, Planted, Report, Status, check, flag_values, not_run, planted, run_cmd, tail,
+};
+use crate::waivers::Waiver;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -138,6 +141,64 @@ pub fn plant(scratch: &Path) -> Result<(Vec<Check>, Value), String> {
     Ok(judge(&runs))
 }
 
+pub struct Integration;
+
+impl super::Gate for Integration {
+    fn name(&self) -> &'static str {
+        "integration"
+    }
+    fn run(&self, w: &[Waiver], args: &[String]) -> Result<bool, String> {
+        gate_integration(w, args)
+    }
+    fn standalone(&self) -> bool {
+        false
+    }
+    /// A test that fails every other run.
+    fn plant(&self, scratch: &Path) -> Vec<Planted> {
+        vec![match plant(scratch) {
+            Ok((checks, m)) => planted(
+                "a test that fails every other run",
+                checks
+                    .iter()
+                    .any(|c| c.name == "flake_rate" && c.status == Status::Fail),
+                format!("flake rate {}", m["flake_rate"]),
+            ),
+            Err(e) => planted("a test that fails every other run", false, e),
+        }]
+    }
+}
+
+/// `caws integration [--runs N]`: the e2e suite against the servers named by
+/// KOKORO_URL, KOKORO_EDGE_URL and KOKORO_NN_URL (make caws-integration starts them).
+fn gate_integration(w: &[Waiver], args: &[String]) -> Result<bool, String> {
+    let mut g = Report::new("integration");
+    let runs: usize = flag_values(args, "--runs")
+        .first()
+        .map_or(Ok(2), |v| v.parse())
+        .map_err(|e| format!("--runs: {e}"))?;
+    if runs == 0 {
+        return Err("--runs must be at least 1".into());
+    }
+    if std::env::var_os("KOKORO_URL").is_none() {
+        g.checks.push(not_run(
+            "e2e",
+            "no running servers (KOKORO_URL unset; make caws-integration starts them)",
+        ));
+        return g.finish(w);
+    }
+    std::fs::create_dir_all(OUT).map_err(|e| format!("{OUT}: {e}"))?;
+    let out = std::env::current_dir().unwrap_or_default().join(OUT);
+    match run_suite(&["tests/e2e"], runs, &out) {
+        Ok(results) => {
+            let (checks, metrics) = judge(&results);
+            g.checks = checks;
+            g.metrics = metrics;
+        }
+        Err(e) => g.checks.push(check("e2e", false, e)),
+    }
+    g.finish(w)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +215,10 @@ mod tests {
             ("t::gpu", Outcome::Skipped),
         ]);
         let (checks, m) = judge(&[r.clone(), r]);
-        assert!(checks.iter().all(|c| c.status == "pass"), "{checks:?}");
+        assert!(
+            checks.iter().all(|c| c.status == Status::Pass),
+            "{checks:?}"
+        );
         assert_eq!(m["flake_rate"], 0.0);
         assert_eq!(m["intelligibility"], "pass");
         assert_eq!(m["skipped"], 1);
@@ -167,7 +231,7 @@ mod tests {
         let (checks, m) = judge(&[a, b]);
         let status: Vec<_> = checks.iter().map(|c| c.status).collect();
         // e2e fails, flake fails, and no intelligibility test ran at all.
-        assert_eq!(status, ["fail", "fail", "fail"]);
+        assert_eq!(status, [Status::Fail; 3]);
         assert_eq!(m["flake_rate"], 0.5);
     }
 
@@ -178,9 +242,9 @@ mod tests {
             ("t::intelligibility", Outcome::Failed),
         ]);
         let (checks, m) = judge(&[a.clone(), a]);
-        assert_eq!(checks[0].status, "fail");
-        assert_eq!(checks[1].status, "pass");
-        assert_eq!(checks[2].status, "fail");
+        assert_eq!(checks[0].status, Status::Fail);
+        assert_eq!(checks[1].status, Status::Pass);
+        assert_eq!(checks[2].status, Status::Fail);
         assert_eq!(m["flake_rate"], 0.0);
     }
 }

@@ -2,7 +2,10 @@
 //! score read from `mutants.out/outcomes.json`:
 //! caught / (caught + missed + timeout) (unviable mutants do not count).
 
-use super::{Check, Gate, OUT, POLICY, SPEC, check, json_file, not_run, run_cmd, tail, yaml};
+use super::{
+    Check, OUT, POLICY, Planted, Report, SPEC, check, json_file, not_run, planted, run_cmd, tail,
+    yaml,
+};
 use crate::waivers::Waiver;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -105,9 +108,35 @@ pub fn installed() -> bool {
     ok && out.contains(CARGO_MUTANTS_VERSION)
 }
 
+pub struct Mutation;
+
+impl super::Gate for Mutation {
+    fn name(&self) -> &'static str {
+        "mutation"
+    }
+    fn run(&self, w: &[Waiver], args: &[String]) -> Result<bool, String> {
+        gate(w, args)
+    }
+    /// A crate whose test checks too little.
+    fn plant(&self, scratch: &Path) -> Vec<Planted> {
+        let what = "a crate whose test checks too little";
+        if !installed() {
+            return vec![planted(what, false, "cargo-mutants missing: cannot plant")];
+        }
+        vec![match plant(scratch) {
+            Ok(score) => planted(
+                what,
+                score < 0.5,
+                format!("{:.0}% of planted mutants caught", score * 100.0),
+            ),
+            Err(e) => planted(what, false, e),
+        }]
+    }
+}
+
 /// `caws mutation [--in-diff FILE | --shard K/N]`: every mutant by default.
 pub fn gate(w: &[Waiver], args: &[String]) -> Result<bool, String> {
-    let mut g = Gate::new("mutation");
+    let mut g = Report::new("mutation");
     let spec = yaml(Path::new(SPEC))?;
     let policy = json_file(Path::new(POLICY))?;
     let tier = spec["risk_tier"].to_string();
@@ -214,8 +243,8 @@ mod tests {
         assert_eq!((c.caught, c.missed, c.timeout, c.unviable), (2, 1, 1, 1));
         assert_eq!(c.score(), Some(0.5));
         assert_eq!(c.survivors, ["a.rs:3: 0 in f"]);
-        assert_eq!(score_check(&c, 0.5, "2").status, "pass");
-        assert_eq!(score_check(&c, 0.6, "2").status, "fail");
+        assert_eq!(score_check(&c, 0.5, "2").status, crate::caws::Status::Pass);
+        assert_eq!(score_check(&c, 0.6, "2").status, crate::caws::Status::Fail);
     }
 
     #[test]
@@ -232,6 +261,6 @@ mod tests {
     fn an_empty_scope_passes_without_a_score() {
         let c = Counts::default();
         assert_eq!(c.score(), None);
-        assert_eq!(score_check(&c, 0.5, "2").status, "pass");
+        assert_eq!(score_check(&c, 0.5, "2").status, crate::caws::Status::Pass);
     }
 }
