@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
 use tower::ServiceExt;
 
+mod common;
+use common::{assert_error, post_json, send};
+
 #[derive(Parser)]
 struct Wrap {
     #[command(flatten)]
@@ -45,36 +48,8 @@ fn state_with(args: &[&str]) -> AppState {
     AppState::new(engine(), cfg)
 }
 
-fn post_json(path: &str, body: impl Into<Body>) -> Request<Body> {
-    Request::post(path)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.into())
-        .unwrap()
-}
-
-async fn send(
-    state: &AppState,
-    req: Request<Body>,
-) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let resp = app(state.clone()).oneshot(req).await.unwrap();
-    let (parts, body) = resp.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes().to_vec();
-    (parts.status, parts.headers, bytes)
-}
-
 async fn speech(state: &AppState, body: Value) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     send(state, post_json("/v1/audio/speech", body.to_string())).await
-}
-
-#[track_caller]
-fn assert_error(status: StatusCode, body: &[u8], want: u16, code: &str, param: Option<&str>) {
-    assert_eq!(status.as_u16(), want, "{}", String::from_utf8_lossy(body));
-    let v: Value = serde_json::from_slice(body).expect("JSON error body");
-    let e = &v["error"];
-    assert_eq!(e["code"], code, "{v}");
-    assert_eq!(e["param"].as_str(), param, "{v}");
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
-    assert!(e["type"].is_string());
 }
 
 #[tokio::test]

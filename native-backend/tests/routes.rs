@@ -4,8 +4,7 @@
 //! the int8 regressions) is in `api.rs`.
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::{Request, header};
 use kokoro_backend::config::{Config, Device, EngineConfig};
 use kokoro_backend::engine::{Engine, ModelFactory};
 use kokoro_backend::http::{AppState, app};
@@ -14,6 +13,9 @@ use kokoro_synth::fake::{self, ToneModel};
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
 use tower::ServiceExt;
+
+mod common;
+use common::{assert_error, post_json, send};
 
 /// Voices the fake server has: a few of the catalog, not all.
 const INSTALLED: [&str; 3] = ["af_heart", "af_bella", "af_sky"];
@@ -79,33 +81,8 @@ fn state(o: Opts) -> AppState {
     AppState::new(engine(), cfg)
 }
 
-async fn send(s: &AppState, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let resp = app(s.clone()).oneshot(req).await.unwrap();
-    let (parts, body) = resp.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes().to_vec();
-    (parts.status, parts.headers, bytes)
-}
-
-fn post_json(path: &str, body: impl Into<Body>) -> Request<Body> {
-    Request::post(path)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.into())
-        .unwrap()
-}
-
 fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
-}
-
-#[track_caller]
-fn assert_error(status: StatusCode, body: &[u8], want: u16, code: &str, param: Option<&str>) {
-    assert_eq!(status.as_u16(), want, "{}", String::from_utf8_lossy(body));
-    let v: Value = serde_json::from_slice(body).expect("JSON error body");
-    let e = &v["error"];
-    assert_eq!(e["code"], code, "{v}");
-    assert_eq!(e["param"].as_str(), param, "{v}");
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
-    assert!(e["type"].is_string());
 }
 
 #[tokio::test]
