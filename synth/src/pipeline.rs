@@ -82,16 +82,6 @@ pub struct Speech {
     pub stream: bool,
 }
 
-impl Speech {
-    /// Pieces that need inference.
-    pub fn text_pieces(&self) -> usize {
-        self.pieces
-            .iter()
-            .filter(|p| matches!(p, Piece::Text(_)))
-            .count()
-    }
-}
-
 /// The checks every request passes before any work: a language this build can
 /// phonemize, then every voice of the blend installed.
 pub fn check(lang: Lang, voice: &VoiceBlend, voices: &VoiceStore) -> Result<(), ApiError> {
@@ -239,10 +229,6 @@ impl Output {
 pub struct Chunk {
     /// Bytes to send (may be empty while a whole answer is buffered).
     pub bytes: Vec<u8>,
-    /// Samples this step added.
-    pub samples: usize,
-    /// Phoneme characters this step synthesized.
-    pub phonemes: usize,
     /// Whether this was the last step (the encoder's tail is in `bytes`).
     pub last: bool,
 }
@@ -289,18 +275,13 @@ impl<'a> Run<'a> {
             return Some(
                 self.output
                     .finish(self.encoders)
-                    .map(|bytes| Chunk {
-                        bytes,
-                        samples: 0,
-                        phonemes: 0,
-                        last: true,
-                    })
+                    .map(|bytes| Chunk { bytes, last: true })
                     .map_err(SynthError::Failed),
             );
         };
         self.next += 1;
-        let (mut audio, phonemes) = match piece {
-            Piece::Silence(n) => (vec![0.0f32; *n], 0),
+        let mut audio = match piece {
+            Piece::Silence(n) => vec![0.0f32; *n],
             Piece::Text(t) => {
                 let s = self.speech;
                 match render(
@@ -313,7 +294,7 @@ impl<'a> Run<'a> {
                     &|| false,
                     &mut |_| {},
                 ) {
-                    Ok(r) => (r.audio, r.phonemes.chars().count()),
+                    Ok(r) => r.audio,
                     Err(e) => {
                         self.done = true;
                         return Some(Err(e));
@@ -321,16 +302,10 @@ impl<'a> Run<'a> {
                 }
             }
         };
-        let samples = audio.len();
         Some(
             self.output
                 .push(&mut audio)
-                .map(|bytes| Chunk {
-                    bytes,
-                    samples,
-                    phonemes,
-                    last: false,
-                })
+                .map(|bytes| Chunk { bytes, last: false })
                 .map_err(SynthError::Failed),
         )
     }
