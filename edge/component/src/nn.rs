@@ -4,8 +4,9 @@
 //! ([`NnModel`]: `load-by-name`, then `compute` with named tensors) and the
 //! response: the head leaves with the first audio, then one body write per piece.
 //!
-//! Voice packs and the vocabulary come from a read-only preopened directory
-//! (`KOKORO_NN_ASSETS`, default `/assets`), read once per instance: hosts that keep
+//! Voice packs, the vocabulary and the G2P fallback's data (`g2p/`) come from a
+//! read-only preopened directory (`KOKORO_NN_ASSETS`, default `/assets`), read
+//! once per instance: hosts that keep
 //! instances warm (the local host does, in wasi-nn mode) pay it once.
 //!
 //! Formats that need native encoders (mp3, opus, aac) and SSE framing are forwarded
@@ -52,6 +53,11 @@ fn assets(dir: &str) -> Result<&'static Assets, String> {
             let vocab_path = dir.join(kokoro_core::assets::VOCAB_FILE);
             let text = std::fs::read_to_string(&vocab_path)
                 .map_err(|e| format!("cannot read {}: {e}", vocab_path.display()))?;
+            // The G2P fallback's dictionary and learned model (same files as the
+            // backend's); without them unknown words are split and spelled.
+            if let Err(e) = kokoro_synth::g2p::load_fallback(dir) {
+                eprintln!("kokoro-edge: G2P fallback data not loaded: {e}");
+            }
             Ok(Assets {
                 vocab: Vocab::from_json(&text)?,
                 voices: VoiceStore::load(&dir.join(kokoro_core::assets::VOICES_DIR))?,

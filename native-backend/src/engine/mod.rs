@@ -87,6 +87,13 @@ impl Engine {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(queue_capacity + cfg.workers);
         let rx = Arc::new(Mutex::new(rx));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        // Without the fallback's data every word is still spoken (split, spelled);
+        // `EngineArgs::validate` makes the real server refuse to start without it.
+        if let Err(e) = g2p::load_fallback(&cfg.g2p_dir) {
+            tracing::warn!("G2P fallback data not loaded: {e}");
+        }
+        #[cfg(feature = "espeak")]
+        g2p::set_espeak_for_english(cfg.espeak_english);
         g2p::warm_up();
         for i in 0..cfg.workers {
             let (rx, voices, vocab, metrics, factory, ready) = (

@@ -307,6 +307,10 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
         "device": state.engine.device,
         "workers": cfg.workers,
         "intra_threads": cfg.intra_threads,
+        "g2p_fallback": {
+            "dictionary_and_model": kokoro_synth::g2p::fallback_loaded(),
+            "espeak_english": cfg.espeak_english,
+        },
         "queue": {"depth": queued, "admitted": admitted, "capacity": state.config.queue_capacity},
     }))
 }
@@ -394,18 +398,24 @@ async fn phonemize(State(state): State<AppState>, body: JsonBody) -> Result<Json
         Some(v) => kokoro_core::normalize::NormalizeOptions::from_value(v)?,
     };
     let normalized = kokoro_core::normalize::normalize(text, &opts).into_owned();
-    let ps = tokio::task::spawn_blocking(move || kokoro_synth::g2p::phonemize(&normalized, lang))
-        .await
-        .map_err(|e| internal(&e.to_string()))?
-        .map_err(|e| match e {
-            kokoro_synth::g2p::G2pError::Unsupported(l) => {
-                AppError(ApiError::unsupported_language(l.tag()))
-            }
-            kokoro_synth::g2p::G2pError::Failed(m) => internal(&m),
-        })?;
+    let (ps, words) = tokio::task::spawn_blocking(move || {
+        kokoro_synth::g2p::phonemize_words(&normalized, lang, true)
+    })
+    .await
+    .map_err(|e| internal(&e.to_string()))?
+    .map_err(|e| match e {
+        kokoro_synth::g2p::G2pError::Unsupported(l) => {
+            AppError(ApiError::unsupported_language(l.tag()))
+        }
+        kokoro_synth::g2p::G2pError::Failed(m) => internal(&m),
+    })?;
     let (ids, _) = state.engine.vocab().encode_padded(&ps);
+    let words: Vec<Value> = words
+        .iter()
+        .map(|w| json!({"text": w.text, "phonemes": w.phonemes, "source": w.source.as_str()}))
+        .collect();
     Ok(Json(
-        json!({"phonemes": ps, "tokens": ids[1..ids.len() - 1]}),
+        json!({"phonemes": ps, "tokens": ids[1..ids.len() - 1], "words": words}),
     ))
 }
 

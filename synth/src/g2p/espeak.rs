@@ -1,5 +1,5 @@
-//! espeak-ng (GPL-3.0, behind the `espeak` feature): out-of-vocabulary English
-//! words and non-English languages.
+//! espeak-ng (GPL-3.0, behind the `espeak` feature): non-English languages, and
+//! out-of-vocabulary English words where the user puts it first in the chain.
 //!
 //! espeak-ng keeps global state and is not thread-safe: every call holds one lock.
 
@@ -7,7 +7,6 @@
 
 use super::G2pError;
 use kokoro_core::Lang;
-use misaki_rs::fallback::{Fallback, FallbackError};
 use std::ffi::{CStr, CString, c_void};
 use std::sync::Mutex;
 
@@ -101,25 +100,13 @@ fn to_kokoro_english(ipa: &str) -> String {
     s
 }
 
-/// misaki's out-of-vocabulary hook.
-struct OovFallback {
-    british: bool,
-}
-
-impl Fallback for OovFallback {
-    fn phonemize(&self, word: &str) -> Result<String, FallbackError> {
-        let voice = if self.british { "en-gb" } else { "en-us" };
-        ipa(word, voice)
-            .map(|p| to_kokoro_english(&p))
-            .map_err(|error| FallbackError::Espeak {
-                word: word.to_string(),
-                error,
-            })
-    }
-}
-
-pub fn fallback(british: bool) -> Option<Box<dyn Fallback>> {
-    Some(Box::new(OovFallback { british }))
+/// One English word in Kokoro's phonemes, for the out-of-vocabulary chain.
+pub fn english_word(word: &str, british: bool) -> Option<String> {
+    let voice = if british { "en-gb" } else { "en-us" };
+    ipa(word, voice)
+        .ok()
+        .map(|p| to_kokoro_english(&p))
+        .filter(|p| !p.trim().is_empty())
 }
 
 pub fn phonemize(text: &str, lang: Lang) -> Result<String, G2pError> {
