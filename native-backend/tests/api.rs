@@ -82,6 +82,7 @@ async fn info_routes() {
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert!(v["phonemes"].as_str().unwrap().contains("tˈu"), "{v}");
     assert!(v["tokens"].as_array().unwrap().len() > 5);
+    assert_eq!(v["words"][0]["source"], "lexicon", "{v}");
 }
 
 /// Decode with symphonia (mp3, flac, wav, aac) or libopus (opus); returns samples.
@@ -347,13 +348,20 @@ async fn inline_phonemes_and_pauses_are_honoured() {
         json!({"input": "Say [Kokoro](/kˈOkəɹO/).", "response_format": "pcm", "stream": false}),
     )
     .await;
-    // Without espeak, misaki drops the unknown word; the inline IPA makes it speakable.
-    assert!(
-        dur(&inline) > dur(&plain) + 200,
-        "{} vs {}",
-        dur(&inline),
-        dur(&plain)
-    );
+    let (_, bare, _) = speech(
+        &s,
+        json!({"input": "Say.", "response_format": "pcm", "stream": false}),
+    )
+    .await;
+    // misaki does not know "Kokoro": the fallback speaks it, and inline IPA too.
+    for (what, h) in [("fallback", &plain), ("inline", &inline)] {
+        assert!(
+            dur(h) > dur(&bare) + 200,
+            "{what}: {} vs {}",
+            dur(h),
+            dur(&bare)
+        );
+    }
     let (_, paused, _) = speech(
         &s,
         json!({"input": "Say [pause:1.5s] Kokoro.", "response_format": "pcm", "stream": false}),
@@ -365,6 +373,51 @@ async fn inline_phonemes_and_pauses_are_honoured() {
         dur(&paused),
         dur(&plain)
     );
+}
+
+/// Every word misaki does not know is spoken: a spread sample of the unknown-word
+/// list (`synth/tests/data/unknown_words.txt`; the whole list is checked for
+/// phonemes in `kokoro-synth`'s tests), each said in a carrier sentence that must
+/// come out longer than the carrier alone, and `/dev/phonemize` names the source.
+#[tokio::test]
+async fn unknown_words_are_spoken() {
+    let s = state_with(&[]);
+    let list = include_str!("../../synth/tests/data/unknown_words.txt");
+    let words: Vec<&str> = list
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .flat_map(str::split_whitespace)
+        .collect();
+    let ms = |h: &axum::http::HeaderMap| -> u64 {
+        h["x-audio-duration-ms"].to_str().unwrap().parse().unwrap()
+    };
+    let say = |text: String| json!({"input": text, "response_format": "pcm", "stream": false, "voice": "af_heart"});
+    let (st, h, _) = speech(&s, say("Say now.".into())).await;
+    assert_eq!(st, 200);
+    let carrier = ms(&h);
+    for w in words.iter().step_by(words.len() / 12) {
+        let (st, h, _) = speech(&s, say(format!("Say {w} now."))).await;
+        assert_eq!(st, 200, "{w}");
+        assert!(ms(&h) > carrier + 150, "{w}: {} ms vs {carrier} ms", ms(&h));
+        let (_, _, b) = send(
+            &s,
+            post_json(
+                "/dev/phonemize",
+                json!({"text": format!("Say {w} now.")}).to_string(),
+            ),
+        )
+        .await;
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert!(!v["phonemes"].as_str().unwrap().contains('❓'), "{v}");
+        let word = v["words"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["text"] == *w)
+            .unwrap_or_else(|| panic!("{w} not in {v}"));
+        assert_ne!(word["source"], "lexicon", "{v}");
+        assert!(!word["phonemes"].as_str().unwrap().is_empty(), "{v}");
+    }
 }
 
 #[test]

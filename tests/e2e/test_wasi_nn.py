@@ -121,3 +121,16 @@ def test_a_client_that_leaves_mid_stream_does_not_wedge_the_instance(nn):
 def test_info_routes_answered_locally_like_the_backend(nn, http, path):
     a, b = http.get(path), nn.get(path)
     assert (a.status_code, a.json()) == (b.status_code, b.json())
+
+
+def test_unknown_words_are_spoken_in_the_sandbox_too(nn, http):
+    """The out-of-vocabulary fallback runs inside the component: names misaki does
+    not know make the audio longer, and both paths make the same audio."""
+    names = speech(nn, input="Kokoro runs on Kubernetes with PostgreSQL and Nguyen.")
+    bare = speech(nn, input="Runs on with and.")
+    assert names.status_code == 200 and bare.status_code == 200, names.text[:200]
+    assert names.headers["x-edge-inference"] == "wasi-nn"
+    extra = len(names.content) - len(bare.content)
+    assert extra > 2 * 24000 * 1, f"only {extra / 48000:.2f} s more audio for four names"
+    native = speech(http, input="Kokoro runs on Kubernetes with PostgreSQL and Nguyen.")
+    assert native.content == names.content
