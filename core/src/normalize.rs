@@ -2,12 +2,13 @@
 //!
 //! Groups (each toggleable through [`NormalizeOptions`]): URLs, emails, phone
 //! numbers, dates, times, money, percentages, units, years, ordinals, decimals,
-//! plain numbers and common abbreviations. Every pattern is a `regex` (finite
+//! plain numbers, common abbreviations, fractions, numeric ranges and Roman
+//! numerals in the contexts people write them. Every pattern is a `regex` (finite
 //! automata, linear time, no backtracking) compiled once, and each group is one
 //! pass over the text, so the cost is linear in the input.
 
 use crate::error::ApiError;
-use crate::numbers::{cardinal, digits, integer_str, ordinal, pluralize, year};
+use crate::numbers::{cardinal, digits, fraction, integer_str, ordinal, pluralize, roman, year};
 use regex::{Captures, Regex};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -52,6 +53,9 @@ impl Group {
     pub const DECIMALS: Group = Group(10);
     pub const NUMBERS: Group = Group(11);
     pub const ABBREVIATIONS: Group = Group(12);
+    pub const FRACTIONS: Group = Group(13);
+    pub const RANGES: Group = Group(14);
+    pub const ROMAN_NUMERALS: Group = Group(15);
 
     /// Every group, in contract order.
     pub fn all() -> impl Iterator<Item = Group> {
@@ -67,14 +71,14 @@ impl Group {
         Group::all().find(|g| g.name() == name)
     }
 
-    const fn mask(self) -> u16 {
+    const fn mask(self) -> u32 {
         1 << self.0
     }
 }
 
 /// The groups, in contract order: the options, their field names and their bits
 /// all follow from this table. A new group is a row here and its rules in [`RULES`].
-const GROUPS: [GroupDef; 13] = [
+const GROUPS: [GroupDef; 16] = [
     GroupDef {
         name: "urls",
         may_match: |f| {
@@ -140,6 +144,18 @@ const GROUPS: [GroupDef; 13] = [
         name: "abbreviations",
         may_match: |f| ABBREV_MARKS.iter().any(|m| f.text.contains(m)),
     },
+    GroupDef {
+        name: "fractions",
+        may_match: |f| f.has_digit && f.text.contains('/'),
+    },
+    GroupDef {
+        name: "ranges",
+        may_match: |f| f.has_digit && f.has(&['-', '–']),
+    },
+    GroupDef {
+        name: "roman_numerals",
+        may_match: |f| roman_candidates(f.text).next().is_some(),
+    },
 ];
 
 /// Which normalization groups run. All on by default.
@@ -148,7 +164,7 @@ pub struct NormalizeOptions {
     /// Master switch: `false` passes text through untouched.
     pub enabled: bool,
     /// One bit per group ([`Group`]'s index).
-    groups: u16,
+    groups: u32,
 }
 
 impl Default for NormalizeOptions {
@@ -234,8 +250,8 @@ impl NormalizeOptions {
     }
 
     /// Bit mask of the switches, for the cache key: bit 0 `enabled`, bit 1 + i group i.
-    pub fn bits(&self) -> u16 {
-        u16::from(self.enabled) | (self.groups << 1)
+    pub fn bits(&self) -> u32 {
+        u32::from(self.enabled) | (self.groups << 1)
     }
 }
 
@@ -309,6 +325,15 @@ static DECADE: LazyLock<Regex> = LazyLock::new(|| re(r"\b([0-9]{3}0)'?s\b"));
 static ORDINAL: LazyLock<Regex> = LazyLock::new(|| re(r"\b([0-9]+)(?:st|nd|rd|th)\b"));
 static DECIMAL: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)\.([0-9]+)"));
 static NUMBER: LazyLock<Regex> = LazyLock::new(|| re(r"(-)?([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"));
+/// A proper fraction, optionally after a whole number ("1/2", "2 3/4").
+static FRACTION: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\b(?:([0-9]{1,3}) )?([0-9]{1,2})/([0-9]{1,3})\b"));
+/// Two numbers joined by a hyphen or an en dash, with the words around them.
+static RANGE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?:\b([A-Za-z]+)\.? )?\b([0-9]{1,4}) ?[-–] ?([0-9]{1,4})\b(?: ?([A-Za-z%]+))?")
+});
+/// A capitalized word, then a word of Roman-numeral letters.
+static ROMAN: LazyLock<Regex> = LazyLock::new(|| re(r"\b([A-Z][a-z]+) ([IVXLCDM]+)\b"));
 static ABBREV: LazyLock<Regex> = LazyLock::new(|| {
     re(r"\b(Dr|Mr|Mrs|Ms|Prof|St|Jr|Sr|Mt|Ave|Blvd|Inc|Ltd|Corp|approx|vs|etc|e\.g|i\.e)\.|\s(&)\s")
 });
@@ -635,7 +660,10 @@ const fn rule(
 
 /// Every rule, in the order they run (emails before URLs, so an address is not
 /// read as a domain; dates and times before plain numbers; ...).
-static RULES: [Rule; 18] = [
+static RULES: [Rule; 21] = [
+    // First, on the text as written: the prefilter reads that text, and a later
+    // rewrite ("St. VIII" -> "Saint VIII") must not make new candidates.
+    rule(Group::ROMAN_NUMERALS, &ROMAN, roman_numeral),
     rule(Group::EMAILS, &EMAIL, |c, _| Some(spell_symbols(&c[0]))),
     rule(Group::URLS, &URL, |c, _| Some(spoken_url(&c[0]))),
     rule(Group::PHONE_NUMBERS, &PHONE, phone),
@@ -649,6 +677,8 @@ static RULES: [Rule; 18] = [
     rule(Group::PERCENTAGES, &PERCENT, |c, _| {
         Some(format!("{} percent", number_words(&c[1])))
     }),
+    rule(Group::RANGES, &RANGE, range),
+    rule(Group::FRACTIONS, &FRACTION, fraction_words),
     rule(Group::YEARS, &DECADE, decade),
     rule(Group::YEARS, &YEAR_CONTEXT, year_in_context),
     rule(Group::UNITS, &UNIT, |c, _| Some(units(c))),
@@ -666,6 +696,191 @@ static RULES: [Rule; 18] = [
         Some(abbreviation(c, hay))
     }),
 ];
+
+/// Whether the characters around a match leave it a number on its own (not a
+/// piece of `1/2/3`, `10-20-30`, `3.5/4`).
+fn stands_alone(c: &Captures, hay: &str, joiners: &[char]) -> bool {
+    let m = c.get(0).map_or(0..0, |m| m.range());
+    let mut before = hay[..m.start].chars().rev();
+    let mut after = hay[m.end..].chars();
+    // A joiner counts only with a digit beyond it ("1/2." ends a sentence).
+    let glued = |ch: Option<char>, beyond: Option<char>| {
+        ch.is_some_and(|ch| {
+            ch.is_ascii_digit()
+                || (joiners.contains(&ch) && beyond.is_some_and(|b| b.is_ascii_digit()))
+        })
+    };
+    !glued(before.next(), before.next()) && !glued(after.next(), after.next())
+}
+
+fn fraction_words(c: &Captures, hay: &str) -> Option<String> {
+    if !stands_alone(c, hay, &['/', '.', ',']) {
+        return None;
+    }
+    let (num, den): (u64, u64) = (c[2].parse().ok()?, c[3].parse().ok()?);
+    // Denominators people cook, measure and bet with; "12/25" is a date.
+    if den > 16 && !matches!(den, 32 | 64 | 100) {
+        return None;
+    }
+    let words = fraction(num, den)?;
+    Some(match c.get(1) {
+        // A mixed number: "2 3/4" -> "two and three quarters", "1 1/2" -> "one and a half".
+        Some(whole) => {
+            let whole = integer_str(whole.as_str());
+            match words.strip_prefix("one ") {
+                Some(unit) => format!("{whole} and a {unit}"),
+                None => format!("{whole} and {words}"),
+            }
+        }
+        None => words,
+    })
+}
+
+/// Words before a range that say it is one ("pages 10-20").
+const RANGE_BEFORE: [&str; 27] = [
+    "pages",
+    "page",
+    "pp",
+    "p",
+    "chapters",
+    "verses",
+    "lines",
+    "items",
+    "steps",
+    "ages",
+    "aged",
+    "sizes",
+    "rooms",
+    "levels",
+    "years",
+    "days",
+    "weeks",
+    "months",
+    "hours",
+    "from",
+    "between",
+    "about",
+    "around",
+    "roughly",
+    "approximately",
+    "sections",
+    "slides",
+];
+/// Words after a range that say it is one ("10-20 minutes").
+const RANGE_AFTER: [&str; 22] = [
+    "years", "days", "weeks", "months", "hours", "minutes", "seconds", "people", "percent", "%",
+    "times", "degrees", "miles", "km", "kg", "lbs", "pounds", "dollars", "euros", "inches", "feet",
+    "servings",
+];
+
+/// "pages 10-20" -> "pages 10 to 20", "1990-1995" -> "1990 to 1995": increasing,
+/// and said to be a range by a word around it or by being years; scores ("won
+/// 3-2"), phone numbers and dates are left alone.
+fn range(c: &Captures, hay: &str) -> Option<String> {
+    let m = c.get(0)?;
+    if !stands_alone(c, hay, &['-', '–', '/', '.', ':']) {
+        return None;
+    }
+    let (a, b): (u64, u64) = (c[2].parse().ok()?, c[3].parse().ok()?);
+    let is_word = |i: usize, list: &[&str]| {
+        c.get(i)
+            .is_some_and(|w| list.iter().any(|l| w.as_str().eq_ignore_ascii_case(l)))
+    };
+    let years = c[2].len() == 4 && c[3].len() == 4 && (1100..=2099).contains(&a);
+    if a >= b || !(years || is_word(1, &RANGE_BEFORE) || is_word(4, &RANGE_AFTER)) {
+        return None;
+    }
+    let nums = c.get(2)?.start() - m.start()..c.get(3)?.end() - m.start();
+    let whole = m.as_str();
+    let spoken = if years {
+        format!("{} to {}", year(a), year(b))
+    } else {
+        format!("{} to {}", &c[2], &c[3])
+    };
+    Some(format!(
+        "{}{spoken}{}",
+        &whole[..nums.start],
+        &whole[nums.end..]
+    ))
+}
+
+/// Words after which a Roman numeral is a number ("World War II", "Chapter IV",
+/// "Super Bowl LVII"), read as a cardinal.
+const ROMAN_KEYWORDS: [&str; 24] = [
+    "War", "Chapter", "Part", "Book", "Volume", "Vol", "Act", "Scene", "Episode", "Phase", "Stage",
+    "Level", "Type", "Class", "Grade", "Section", "Article", "Appendix", "Bowl", "Round", "Season",
+    "Tier", "Psalm", "Canto",
+];
+/// Capitalized words that start sentences, never names: "Then I." is the pronoun.
+const NOT_NAMES: [&str; 22] = [
+    "Then", "And", "But", "So", "Yes", "No", "Or", "If", "When", "Where", "What", "Who", "Why",
+    "How", "Now", "Here", "There", "Today", "Maybe", "Perhaps", "Well", "Oh",
+];
+
+/// Where a Roman numeral may follow a capitalized word: the numeral's value and
+/// how it is read. Single letters only I, V and X (never C, D, L or M: "Vitamin
+/// C", "Type D"); a single I or V after a name only at the end of a clause
+/// ("Elizabeth I." but not "Then I went"); X never after a name ("Malcolm X").
+fn roman_reading(word: &str, numeral: &str, after: Option<char>) -> Option<(u64, bool)> {
+    let n = roman(numeral)?;
+    let keyword = ROMAN_KEYWORDS.contains(&word);
+    let single = numeral.len() == 1;
+    if single && !matches!(numeral, "I" | "V" | "X") {
+        return None;
+    }
+    if keyword {
+        return (n <= 100).then_some((n, false));
+    }
+    let clause_end = after.is_none_or(|ch| ".,;:!?)".contains(ch));
+    let name_ok = !NOT_NAMES.contains(&word) && n <= 30;
+    let single_ok = !single || (numeral != "X" && clause_end);
+    (name_ok && single_ok).then_some((n, true))
+}
+
+/// Whether the Roman-numeral rule would rewrite anything in `text` (its
+/// prefilter): the same test as [`roman_numeral`], word pair by word pair.
+fn roman_candidates(text: &str) -> impl Iterator<Item = ()> + '_ {
+    let words: Vec<&str> = text.split(' ').collect();
+    (1..words.len()).filter_map(move |i| {
+        let is_word = |ch: char| ch.is_alphanumeric() || ch == '_';
+        // The previous word as `\b([A-Z][a-z]+)` sees it: its trailing word characters.
+        let prev_token = words[i - 1];
+        let start = prev_token
+            .char_indices()
+            .rev()
+            .take_while(|&(_, ch)| is_word(ch))
+            .last()
+            .map_or(prev_token.len(), |(j, _)| j);
+        let prev = &prev_token[start..];
+        let mut cs = prev.chars();
+        let capitalized = cs.next().is_some_and(|ch| ch.is_ascii_uppercase())
+            && prev.len() > 1
+            && cs.all(|ch| ch.is_ascii_lowercase());
+        let cur = words[i];
+        let n = cur.len() - cur.trim_start_matches(|ch| "IVXLCDM".contains(ch)).len();
+        let after = cur[n..].chars().next();
+        let ok = capitalized
+            && n > 0
+            && !after.is_some_and(|ch| is_word(ch) || ch == '\'' || ch == '-')
+            && roman_reading(prev, &cur[..n], after).is_some();
+        ok.then_some(())
+    })
+}
+
+/// "World War II" -> "World War two", "Henry VIII" -> "Henry the eighth".
+fn roman_numeral(c: &Captures, hay: &str) -> Option<String> {
+    let end = c.get(0)?.end();
+    let after = hay[end..].chars().next();
+    if after.is_some_and(|ch| ch.is_alphanumeric() || ch == '_' || ch == '\'' || ch == '-') {
+        return None;
+    }
+    let (n, regnal) = roman_reading(&c[1], &c[2], after)?;
+    Some(if regnal {
+        format!("{} the {}", &c[1], ordinal(n))
+    } else {
+        format!("{} {}", &c[1], cardinal(n))
+    })
+}
 
 fn phone(c: &Captures, _: &str) -> Option<String> {
     let groups: Vec<String> = c[0]
@@ -1001,7 +1216,7 @@ mod tests {
             ("e.g. this", "for example this"),
             ("salt & pepper", "salt and pepper"),
             ("-5 degrees", "minus five degrees"),
-            ("pages 10-20", "pages ten-twenty"),
+            ("pages 10-20", "pages ten to twenty"),
             ("007", "zero zero seven"),
             ("1,000,000 people", "one million people"),
             ("mp3 files", "mp three files"),
@@ -1037,6 +1252,16 @@ mod tests {
             "Dr. Who",
             "e.g. x",
             "plain words only.",
+            "St. VIII",
+            "(Henry VIII)",
+            "x_Henry VIII",
+            "McHenry IV.",
+            "Henry  IV",
+            "Henry\tIV",
+            "Part I",
+            "Henry IV_",
+            "pages 10-20",
+            "1/2",
             "",
         ] {
             assert_eq!(normalize(s, &o), run_passes(s, &o), "{s:?}");
@@ -1074,9 +1299,10 @@ mod tests {
         let e = NormalizeOptions::from_value(&serde_json::json!({"urls": "no"})).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("normalization.urls"));
         let fields: Vec<_> = normalization_fields().collect();
-        assert_eq!(fields.len(), 14);
+        assert_eq!(fields.len(), 17);
         assert_eq!(fields[0], "enabled");
         assert_eq!(fields[13], "abbreviations");
+        assert_eq!(fields[16], "roman_numerals");
         let mut o = NormalizeOptions::default();
         for f in normalization_fields() {
             o.set_field(f, false).unwrap();
@@ -1090,6 +1316,114 @@ mod tests {
             assert_eq!(one.bits(), 1 << i, "{f}");
         }
         assert!(o.set_field("nope", true).is_none());
+    }
+
+    #[test]
+    fn roman_numerals_where_people_write_them() {
+        // (input, output): what must change.
+        for (input, want) in [
+            ("World War II ended.", "World War two ended."),
+            ("After World War I, peace.", "After World War one, peace."),
+            (
+                "Henry VIII had six wives.",
+                "Henry the eighth had six wives.",
+            ),
+            ("Queen Elizabeth II", "Queen Elizabeth the second"),
+            ("Louis XIV built it.", "Louis the fourteenth built it."),
+            ("Charles I.", "Charles the first."),
+            ("Read Chapter IV tonight.", "Read Chapter four tonight."),
+            (
+                "Super Bowl LVII was close.",
+                "Super Bowl fifty-seven was close.",
+            ),
+            ("Part III (the end)", "Part three (the end)"),
+            ("Rocky V", "Rocky the fifth"),
+            ("Chapter X.", "Chapter ten."),
+        ] {
+            check(input, want);
+        }
+        // What must not change: the pronoun, letters that are words or names,
+        // numerals that are not canonical, and acronyms.
+        for input in [
+            "Then I went home.",
+            "Then I.",
+            "So I said no.",
+            "Vitamin C and Type D",
+            "Malcolm X spoke.",
+            "Washington DC is far.",
+            "Buy a CD.",
+            "Henry IIII",
+            "Size XL fits.",
+            "Henry VIIIth",
+            "Henry VIII's wives",
+            "World War II-era",
+            "I think Mix is fine.",
+            "Henry CM",
+        ] {
+            check(input, input);
+        }
+    }
+
+    #[test]
+    fn fractions_and_mixed_numbers() {
+        for (input, want) in [
+            ("Add 1/2 cup of milk.", "Add one half cup of milk."),
+            ("3/4 of them", "three quarters of them"),
+            ("About 2/3.", "About two thirds."),
+            ("Cut 5/8 inch.", "Cut five eighths inch."),
+            ("Mix 1 1/2 cups.", "Mix one and a half cups."),
+            ("Wait 2 3/4 hours.", "Wait two and three quarters hours."),
+            ("1/100 of it", "one hundredth of it"),
+        ] {
+            check(input, want);
+        }
+        for (input, want) in [
+            // Not fractions: dates, improper ratios, paths, version numbers.
+            ("On 12/25 we rest.", "On twelve/twenty-five we rest."),
+            ("Open 24/7.", "Open twenty-four/seven."),
+            ("3/2 = 1.5", "three/two = one point five"),
+            ("See 1/2/2024.", "See January second, twenty twenty-four."),
+            ("Use a/b and 1/2/3.", "Use a/b and one/two/three."),
+        ] {
+            check(input, want);
+        }
+    }
+
+    #[test]
+    fn numeric_ranges() {
+        for (input, want) in [
+            ("Read pages 10-20.", "Read pages ten to twenty."),
+            ("See pp. 5-9", "See pp. five to nine"),
+            (
+                "It takes 10-15 minutes.",
+                "It takes ten to fifteen minutes.",
+            ),
+            ("Children aged 3–5", "Children aged three to five"),
+            (
+                "From 1990-1995 we grew.",
+                "From nineteen ninety to nineteen ninety-five we grew.",
+            ),
+            (
+                "In 2019-2021 it grew.",
+                "In twenty nineteen to twenty twenty-one it grew.",
+            ),
+            ("Walk 2-3 km.", "Walk two to three kilometers."),
+        ] {
+            check(input, want);
+        }
+        for (input, want) in [
+            // Scores, phone numbers, decreasing pairs, chains.
+            ("They won 3-2.", "They won three-two."),
+            ("A 98-102 loss", "A ninety-eight-one hundred two loss"),
+            (
+                "Call 555-123-4567.",
+                "Call five five five, one two three, four five six seven.",
+            ),
+            ("pages 20-10", "pages twenty-ten"),
+            ("steps 1-2-3", "steps one-two-three"),
+        ] {
+            check(input, want);
+        }
     }
 
     #[test]

@@ -157,6 +157,82 @@ pub fn pluralize(words: &str) -> String {
     }
 }
 
+/// A Roman numeral in canonical form (`XIV`, not `IIII` or `VX`), 1..=3999.
+pub fn roman(s: &str) -> Option<u64> {
+    let value = |c: char| match c {
+        'I' => Some(1),
+        'V' => Some(5),
+        'X' => Some(10),
+        'L' => Some(50),
+        'C' => Some(100),
+        'D' => Some(500),
+        'M' => Some(1000),
+        _ => None,
+    };
+    let vals: Vec<u64> = s.chars().map(value).collect::<Option<_>>()?;
+    let mut n = 0u64;
+    let mut i = 0;
+    while i < vals.len() {
+        if vals.get(i + 1).is_some_and(|next| *next > vals[i]) {
+            n += vals[i + 1] - vals[i];
+            i += 2;
+        } else {
+            n += vals[i];
+            i += 1;
+        }
+    }
+    // Canonical only: the numeral must be how `n` is written.
+    ((1..=3999).contains(&n) && to_roman(n) == s).then_some(n)
+}
+
+fn to_roman(mut n: u64) -> String {
+    const TABLE: [(u64, &str); 13] = [
+        (1000, "M"),
+        (900, "CM"),
+        (500, "D"),
+        (400, "CD"),
+        (100, "C"),
+        (90, "XC"),
+        (50, "L"),
+        (40, "XL"),
+        (10, "X"),
+        (9, "IX"),
+        (5, "V"),
+        (4, "IV"),
+        (1, "I"),
+    ];
+    let mut out = String::new();
+    for (v, r) in TABLE {
+        while n >= v {
+            out.push_str(r);
+            n -= v;
+        }
+    }
+    out
+}
+
+/// A proper fraction in words: 1/2 -> "one half", 3/4 -> "three quarters", 2/3 ->
+/// "two thirds", 1/100 -> "one hundredth". `None` unless 0 < numerator <
+/// denominator (24/7 and 3/2 are not read as fractions).
+pub fn fraction(num: u64, den: u64) -> Option<String> {
+    if den < 2 || num == 0 || num >= den {
+        return None;
+    }
+    let one = match den {
+        2 => "half".to_string(),
+        4 => "quarter".to_string(),
+        _ => ordinal(den),
+    };
+    Some(if num == 1 && one.starts_with("one ") {
+        // 1/100: "one hundredth", not "one one hundredth".
+        one
+    } else if num == 1 {
+        format!("one {one}")
+    } else {
+        format!("{} {one}s", cardinal(num))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
