@@ -858,9 +858,13 @@ fn roman_candidates(text: &str) -> impl Iterator<Item = ()> + '_ {
             && cs.all(|ch| ch.is_ascii_lowercase());
         let cur = words[i];
         let n = cur.len() - cur.trim_start_matches(|ch| "IVXLCDM".contains(ch)).len();
-        let after = cur[n..].chars().next();
+        // The character after the numeral in the text (a space when another word follows).
+        let after = cur[n..]
+            .chars()
+            .next()
+            .or_else(|| (i + 1 < words.len()).then_some(' '));
+        // (An empty numeral is no Roman number: `roman_reading` refuses it.)
         let ok = capitalized
-            && n > 0
             && !after.is_some_and(|ch| is_word(ch) || ch == '\'' || ch == '-')
             && roman_reading(prev, &cur[..n], after).is_some();
         ok.then_some(())
@@ -871,7 +875,8 @@ fn roman_candidates(text: &str) -> impl Iterator<Item = ()> + '_ {
 fn roman_numeral(c: &Captures, hay: &str) -> Option<String> {
     let end = c.get(0)?.end();
     let after = hay[end..].chars().next();
-    if after.is_some_and(|ch| ch.is_alphanumeric() || ch == '_' || ch == '\'' || ch == '-') {
+    // The pattern's `\b` already rules out a letter or digit after it.
+    if matches!(after, Some('\'' | '-')) {
         return None;
     }
     let (n, regnal) = roman_reading(&c[1], &c[2], after)?;
@@ -1359,8 +1364,43 @@ mod tests {
             "World War II-era",
             "I think Mix is fine.",
             "Henry CM",
+            "Henry V went home.",
+            "Malcolm X.",
+            "Chapter CC",
         ] {
             check(input, input);
+        }
+    }
+
+    #[test]
+    fn roman_prefilter_says_exactly_when_the_rule_rewrites() {
+        let only = NormalizeOptions::all(false).with(Group::ROMAN_NUMERALS, true);
+        for (text, rewrites) in [
+            ("Henry VIII", true),
+            ("(Henry VIII)", true),
+            ("War I went", true),
+            ("Elizabeth I", true),
+            ("Henry", false),
+            ("VIII", false),
+            ("x_Henry VIII", false),
+            ("9Henry VIII", false),
+            ("McHenry IV.", false),
+            ("HEnry VIII", false),
+            ("H VIII", false),
+            ("Henry  VIII", false),
+            ("Henry VIIIa", false),
+            ("Henry VIII_", false),
+            ("Henry VIII5", false),
+            ("Henry VIII's", false),
+            ("Henry VIII-era", false),
+            ("Then I went", false),
+            ("Henry V went", false),
+            ("Henry Q", false),
+        ] {
+            let changed = run_passes(text, &only) != text;
+            assert_eq!(changed, rewrites, "rule on {text:?}");
+            let candidate = roman_candidates(text).next().is_some();
+            assert_eq!(candidate, rewrites, "prefilter on {text:?}");
         }
     }
 
@@ -1374,6 +1414,7 @@ mod tests {
             ("Mix 1 1/2 cups.", "Mix one and a half cups."),
             ("Wait 2 3/4 hours.", "Wait two and three quarters hours."),
             ("1/100 of it", "one hundredth of it"),
+            ("5/16 inch", "five sixteenths inch"),
         ] {
             check(input, want);
         }
@@ -1382,6 +1423,7 @@ mod tests {
             ("On 12/25 we rest.", "On twelve/twenty-five we rest."),
             ("Open 24/7.", "Open twenty-four/seven."),
             ("3/2 = 1.5", "three/two = one point five"),
+            ("1/20 of it", "one/twenty of it"),
             ("See 1/2/2024.", "See January second, twenty twenty-four."),
             ("Use a/b and 1/2/3.", "Use a/b and one/two/three."),
         ] {
@@ -1421,6 +1463,9 @@ mod tests {
             ),
             ("pages 20-10", "pages twenty-ten"),
             ("steps 1-2-3", "steps one-two-three"),
+            // Not years: a two-digit end, or a start outside 1100-2099.
+            ("In 1990-95", "In nineteen ninety -ninety-five"),
+            ("Code 0900-1000", "Code zero nine zero zero-one thousand"),
         ] {
             check(input, want);
         }

@@ -170,17 +170,16 @@ pub fn roman(s: &str) -> Option<u64> {
         _ => None,
     };
     let vals: Vec<u64> = s.chars().map(value).collect::<Option<_>>()?;
-    let mut n = 0u64;
-    let mut i = 0;
-    while i < vals.len() {
-        if vals.get(i + 1).is_some_and(|next| *next > vals[i]) {
-            n += vals[i + 1] - vals[i];
-            i += 2;
+    // Each letter adds its value, or subtracts it before a larger one (IV = 5 - 1).
+    let mut n: i64 = 0;
+    for (i, v) in vals.iter().enumerate() {
+        if vals.get(i + 1).is_some_and(|next| next > v) {
+            n -= *v as i64;
         } else {
-            n += vals[i];
-            i += 1;
+            n += *v as i64;
         }
     }
+    let n = u64::try_from(n).ok()?;
     // Canonical only: the numeral must be how `n` is written.
     ((1..=3999).contains(&n) && to_roman(n) == s).then_some(n)
 }
@@ -203,10 +202,8 @@ fn to_roman(mut n: u64) -> String {
     ];
     let mut out = String::new();
     for (v, r) in TABLE {
-        while n >= v {
-            out.push_str(r);
-            n -= v;
-        }
+        out.push_str(&r.repeat((n / v) as usize));
+        n %= v;
     }
     out
 }
@@ -236,6 +233,43 @@ pub fn fraction(num: u64, den: u64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roman_numerals_canonical_only() {
+        for (r, n) in [
+            ("I", 1),
+            ("IV", 4),
+            ("IX", 9),
+            ("XIV", 14),
+            ("XL", 40),
+            ("LVII", 57),
+            ("XC", 90),
+            ("CD", 400),
+            ("DC", 600),
+            ("CM", 900),
+            ("MCMXCIV", 1994),
+            ("MMMCMXCIX", 3999),
+        ] {
+            assert_eq!(roman(r), Some(n), "{r}");
+            assert_eq!(to_roman(n), r);
+        }
+        for r in ["", "IIII", "VX", "IL", "MMMM", "iv", "IVI", "XIIIV", "A"] {
+            assert_eq!(roman(r), None, "{r}");
+        }
+    }
+
+    #[test]
+    fn fractions_in_words() {
+        assert_eq!(fraction(1, 2).unwrap(), "one half");
+        assert_eq!(fraction(3, 4).unwrap(), "three quarters");
+        assert_eq!(fraction(1, 3).unwrap(), "one third");
+        assert_eq!(fraction(5, 16).unwrap(), "five sixteenths");
+        assert_eq!(fraction(1, 100).unwrap(), "one hundredth");
+        assert_eq!(fraction(7, 100).unwrap(), "seven one hundredths");
+        for (n, d) in [(0, 4), (1, 1), (3, 2), (1, 0), (2, 2)] {
+            assert_eq!(fraction(n, d), None, "{n}/{d}");
+        }
+    }
 
     #[test]
     fn plurals_of_decade_words() {
