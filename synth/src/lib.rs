@@ -1,7 +1,8 @@
 //! `kokoro-synth`: the speech pipeline both serving paths share, so the native
 //! backend and the wasi-nn edge component produce the same audio by construction.
 //!
-//! - [`g2p`]: text to phonemes (misaki-rs; espeak-ng behind a feature, native only).
+//! - [`g2p`]: text to phonemes (misaki-rs, then an out-of-vocabulary chain so no word
+//!   is silent; espeak-ng behind a feature, native only).
 //! - [`plan`]: a request into pauses and normalized text chunks.
 //! - [`synthesize`]: phonemes into audio through any [`Model`] (ONNX Runtime in the
 //!   backend, wasi-nn in the component), at most [`IDS_PER_CALL`] ids per call.
@@ -10,7 +11,8 @@
 //! - [`pipeline`]: the steps above as one pipeline (check, plan, render, output),
 //!   which both serving paths and the CLI run.
 //!
-//! No sockets, no threads; file reads only where a caller asks ([`voices::VoiceStore::load`]).
+//! No sockets, no threads; file reads only where a caller asks ([`voices::VoiceStore::load`],
+//! [`g2p::load_fallback`]).
 
 pub mod encode;
 pub mod fake;
