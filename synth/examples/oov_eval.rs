@@ -20,13 +20,7 @@ use std::io::Read;
 use std::time::Instant;
 
 fn assets() -> std::path::PathBuf {
-    let env = |k: &str| std::env::var(k).ok();
-    kokoro_core::assets::default_dir(
-        env("KOKORO_ASSETS_DIR").as_deref(),
-        env("XDG_CACHE_HOME").as_deref(),
-        env("HOME").as_deref(),
-    )
-    .into()
+    kokoro_synth::assets_dir_from_env()
 }
 
 fn symbols(ps: &str) -> Vec<char> {

@@ -6,13 +6,8 @@ fn main() {
         .next()
         .and_then(|l| kokoro_core::Lang::parse(&l))
         .unwrap_or(kokoro_core::Lang::EnUs);
-    let env = |k: &str| std::env::var(k).ok();
-    let dir = kokoro_core::assets::default_dir(
-        env("KOKORO_ASSETS_DIR").as_deref(),
-        env("XDG_CACHE_HOME").as_deref(),
-        env("HOME").as_deref(),
-    );
-    if let Err(e) = kokoro_synth::g2p::load_fallback(std::path::Path::new(&dir)) {
+    let dir = kokoro_synth::assets_dir_from_env();
+    if let Err(e) = kokoro_synth::g2p::load_fallback(&dir) {
         eprintln!("no fallback data: {e}");
     }
     let (ps, words) = kokoro_synth::g2p::phonemize_words(&text, lang, true).unwrap();

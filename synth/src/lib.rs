@@ -47,6 +47,18 @@ pub const DEFAULT_CHUNK: ChunkOptions = ChunkOptions {
     min_chars: 10,
 };
 
+/// The assets directory as the environment names it (`KOKORO_ASSETS_DIR`, then the
+/// XDG cache, then `~/.cache`): see [`kokoro_core::assets::default_dir`].
+pub fn assets_dir_from_env() -> std::path::PathBuf {
+    let env = |k: &str| std::env::var(k).ok();
+    kokoro_core::assets::default_dir(
+        env("KOKORO_ASSETS_DIR").as_deref(),
+        env("XDG_CACHE_HOME").as_deref(),
+        env("HOME").as_deref(),
+    )
+    .into()
+}
+
 /// Anything that turns padded ids into audio: ONNX Runtime natively, wasi-nn in
 /// the edge component, a fake in unit tests.
 pub trait Model {

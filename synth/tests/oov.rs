@@ -6,17 +6,10 @@ use kokoro_core::Lang;
 use kokoro_core::vocab::Vocab;
 use kokoro_synth::g2p::{self, Source, oov};
 use misaki_rs::{G2P, Language};
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
-fn assets() -> PathBuf {
-    let env = |k: &str| std::env::var(k).ok();
-    kokoro_core::assets::default_dir(
-        env("KOKORO_ASSETS_DIR").as_deref(),
-        env("XDG_CACHE_HOME").as_deref(),
-        env("HOME").as_deref(),
-    )
-    .into()
+fn assets() -> std::path::PathBuf {
+    kokoro_synth::assets_dir_from_env()
 }
 
 fn data() -> &'static oov::Data {
