@@ -173,34 +173,18 @@ const LETTERS_US: [&str; 26] = [
     "wˈI",
     "zˈi",
 ];
-const LETTERS_GB: [&str; 26] = [
-    "ˈA",
-    "bˈiː",
-    "sˈiː",
-    "dˈiː",
-    "ˈiː",
-    "ˈɛf",
-    "ʤˈiː",
-    "ˈAʧ",
-    "ˈI",
-    "ʤˈA",
-    "kˈA",
-    "ˈɛl",
-    "ˈɛm",
-    "ˈɛn",
-    "ˈQ",
-    "pˈiː",
-    "kjˈuː",
-    "ˈɑː",
-    "ˈɛs",
-    "tˈiː",
-    "jˈuː",
-    "vˈiː",
-    "dˈʌbᵊljuː",
-    "ˈɛks",
-    "wˈI",
-    "zˈɛd",
-];
+
+/// A lowercase ASCII letter's name: misaki's American entries, or its British
+/// ones (long i and u, and their own O and R; misaki's British Z is zˈiː too).
+fn letter_name(c: char, british: bool) -> String {
+    let us = LETTERS_US[(c as u8 - b'a') as usize];
+    match (british, c) {
+        (false, _) => us.to_string(),
+        (true, 'o') => "ˈQ".to_string(),
+        (true, 'r') => "ˈɑː".to_string(),
+        (true, _) => us.replace('i', "iː").replace('u', "uː"),
+    }
+}
 
 /// A letter without its accent (`é` -> `e`), for the Latin letters people type.
 pub fn fold(c: char) -> char {
@@ -240,12 +224,11 @@ pub fn fold(c: char) -> char {
 /// the last with secondary stress, as misaki reads initialisms. Only ASCII letters
 /// (after [`fold`]) are spelled; `None` when there are none.
 pub fn spell(word: &str, british: bool) -> Option<String> {
-    let table = if british { &LETTERS_GB } else { &LETTERS_US };
-    let names: Vec<&str> = word
+    let names: Vec<String> = word
         .chars()
         .map(fold)
         .filter(char::is_ascii_alphabetic)
-        .map(|c| table[(c.to_ascii_lowercase() as u8 - b'a') as usize])
+        .map(|c| letter_name(c.to_ascii_lowercase(), british))
         .collect();
     let (last, rest) = names.split_last()?;
     let mut out: String = rest.iter().map(|n| n.replace('ˈ', "ˌ")).collect();
@@ -292,9 +275,27 @@ mod tests {
     }
 
     #[test]
+    fn letter_names_are_misakis() {
+        for (british, gold) in [
+            (false, misaki_rs::data::load_us_gold()),
+            (true, misaki_rs::data::load_gb_gold()),
+        ] {
+            for c in 'a'..='z' {
+                let entry =
+                    serde_json::to_value(&gold[&c.to_ascii_uppercase().to_string()]).unwrap();
+                assert_eq!(
+                    letter_name(c, british),
+                    entry.as_str().unwrap(),
+                    "{c} {british}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn spelling() {
         assert_eq!(spell("SQL", false).unwrap(), "ˌɛskjˌuˈɛl");
-        assert_eq!(spell("Zé", true).unwrap(), "zˌɛdˈiː");
+        assert_eq!(spell("Ré", true).unwrap(), "ˌɑːˈiː");
         assert_eq!(spell("42", false), None);
         assert_eq!(acronym_word("JSON"), Some("jason"));
         assert_eq!(acronym_word("Json"), None);
