@@ -99,6 +99,12 @@ impl Data {
     }
 }
 
+/// Longer "words" (a pasted hash, a run of letters) are spelled without asking
+/// the dictionaries, and a word of more parts is not split: each part would be one
+/// more misaki call, so the chain's cost stays bounded by the word's length.
+const MAX_WORD_CHARS: usize = 48;
+const MAX_PARTS: usize = 8;
+
 /// A word-to-phonemes function the chain calls (misaki, espeak-ng).
 pub type WordFn<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -119,12 +125,18 @@ impl Chain<'_> {
         if !word.chars().any(char::is_alphanumeric) {
             return (String::new(), Source::Symbol);
         }
+        if word.chars().count() > MAX_WORD_CHARS {
+            return self.spelled(&word);
+        }
         if split::plural_initialism(&word).is_none()
             && let Some(found) = self.whole(&word)
         {
             return found;
         }
         let parts = split::parts(&word);
+        if parts.len() > MAX_PARTS {
+            return self.spelled(&word);
+        }
         if parts.len() > 1 {
             let mut out = String::new();
             for p in parts {
@@ -176,6 +188,11 @@ impl Chain<'_> {
                 return (ps, Source::G2p);
             }
         }
+        self.spelled(w)
+    }
+
+    /// Stage 7: the letters by name.
+    fn spelled(&self, w: &str) -> (String, Source) {
         match split::spell(w, self.british) {
             Some(ps) => (ps, Source::Letters),
             // Digits and letters of other scripts: misaki's number reading, or nothing.
@@ -249,6 +266,32 @@ mod tests {
         assert_eq!(c.resolve("🙂"), (String::new(), Source::Symbol));
         // Accents are folded before spelling.
         assert_eq!(c.resolve("Ñ").0, "ˈɛn");
+    }
+
+    #[test]
+    fn long_or_many_part_words_are_spelled_without_asking_misaki() {
+        let calls = std::cell::Cell::new(0);
+        let counting = |w: &str| {
+            calls.set(calls.get() + 1);
+            known(w)
+        };
+        let c = Chain {
+            data: &Data::EMPTY,
+            british: false,
+            known: &counting,
+            espeak: None,
+        };
+        let (ps, src) = c.resolve(&"Ab".repeat(30));
+        assert_eq!(src, Source::Letters);
+        assert_eq!(ps.matches("bˈi").count() + ps.matches("bˌi").count(), 30);
+        let (_, src) = c.resolve(&"Ab".repeat(9));
+        assert_eq!(src, Source::Letters);
+        assert_eq!(calls.get(), 0);
+        // Eight parts are still split, each asked once.
+        assert_eq!(c.resolve(&"Ab".repeat(8)).1, Source::Split);
+        assert_eq!(calls.get(), 8);
+        // Digits alone (no letters to spell) go back to misaki's number reading.
+        assert_eq!(c.spelled("4"), ("fˈɔɹ".to_string(), Source::Symbol));
     }
 
     #[test]
