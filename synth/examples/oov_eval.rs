@@ -13,7 +13,7 @@
 //! symbol per character, stress marks removed) over the reference length.
 
 use kokoro_core::Lang;
-use kokoro_synth::g2p::{self, Source, oov};
+use kokoro_synth::g2p::{self, oov};
 use misaki_rs::{G2P, Language};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -101,8 +101,8 @@ fn main() {
 
 fn report(misaki: &G2P, n: usize) {
     let dir = assets();
-    let data = oov::Data::load(&dir).expect("fallback data (run `cargo xtask assets`)");
-    g2p::load_fallback(&dir).unwrap();
+    g2p::load_fallback(&dir).expect("fallback data (run `cargo xtask assets`)");
+    let data = g2p::fallback_data().unwrap();
     let (cmu, neural) = (
         data.cmudict.as_ref().unwrap(),
         data.neural.as_ref().unwrap(),
@@ -127,10 +127,10 @@ fn report(misaki: &G2P, n: usize) {
     let mut per_unseen = Per::new();
     for (w, want) in &sample {
         let phones = neural.predict(w).unwrap_or_default();
-        let got = oov::to_kokoro_for_eval(&phones, false, w);
+        let got = oov::arpabet::to_kokoro(&phones, false, w);
         per_g2p.add(&got, want);
         if let Some(p) = cmu.lookup(w) {
-            let mapped = oov::to_kokoro_for_eval(&p, false, w);
+            let mapped = oov::arpabet::to_kokoro(&p, false, w);
             if std::env::var("OOV_EVAL_DIFF").is_ok() && symbols(&mapped) != symbols(want) {
                 println!("diff {w}: {mapped} vs {want} ({})", p.join(" "));
             }
@@ -193,7 +193,6 @@ fn report(misaki: &G2P, n: usize) {
         }
     }
     let per_word = t.elapsed().as_secs_f64() * 1000.0 / unknown.len() as f64;
-    let _ = Source::ALL;
     // Cost: the whole phonemize call per unknown word, and misaki alone on the same word.
     let t = Instant::now();
     for w in &unknown {

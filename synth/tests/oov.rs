@@ -6,18 +6,14 @@ use kokoro_core::Lang;
 use kokoro_core::vocab::Vocab;
 use kokoro_synth::g2p::{self, Source, oov};
 use misaki_rs::{G2P, Language};
-use std::sync::OnceLock;
 
 fn assets() -> std::path::PathBuf {
     kokoro_synth::assets_dir_from_env()
 }
 
 fn data() -> &'static oov::Data {
-    static DATA: OnceLock<oov::Data> = OnceLock::new();
-    DATA.get_or_init(|| {
-        g2p::load_fallback(&assets()).expect("G2P fallback data (run `cargo xtask assets`)");
-        oov::Data::load(&assets()).unwrap()
-    })
+    g2p::load_fallback(&assets()).expect("G2P fallback data (run `cargo xtask assets`)");
+    g2p::fallback_data().unwrap()
 }
 
 fn vocab() -> Vocab {

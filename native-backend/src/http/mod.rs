@@ -308,7 +308,7 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
         "workers": cfg.workers,
         "intra_threads": cfg.intra_threads,
         "g2p_fallback": {
-            "dictionary_and_model": kokoro_synth::g2p::fallback_loaded(),
+            "dictionary_and_model": kokoro_synth::g2p::fallback_data().is_some(),
             "espeak_english": cfg.espeak_english,
         },
         "queue": {"depth": queued, "admitted": admitted, "capacity": state.config.queue_capacity},

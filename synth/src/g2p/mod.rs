@@ -49,9 +49,9 @@ pub fn load_fallback(assets_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether [`load_fallback`] has loaded the data (for `/status`).
-pub fn fallback_loaded() -> bool {
-    OOV_DATA.get().is_some()
+/// The data [`load_fallback`] loaded, if it has.
+pub fn fallback_data() -> Option<&'static oov::Data> {
+    OOV_DATA.get()
 }
 
 /// With the `espeak` feature: try espeak-ng for unknown English words before the

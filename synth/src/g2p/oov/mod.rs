@@ -5,16 +5,16 @@
 //! 1. acronyms said as words (`JSON`, `GIF`: [`split::ACRONYM_WORDS`]);
 //! 2. words read as letters: all capitals up to 5 letters, no vowel (`SQL`, `npm`);
 //! 3. espeak-ng, only where the user turned it on for English (feature `espeak`);
-//! 4. the CMU Pronouncing Dictionary ([`cmudict`]), mapped by `arpabet`;
+//! 4. the CMU Pronouncing Dictionary ([`cmudict`]), mapped by [`arpabet`];
 //! 5. split into parts (`TikTok`, `GPT4o`, `Kubernetes-native`, `Nguyen's`), each
 //!    part through misaki first, then 1-4 and 6-7;
-//! 6. the learned G2P of `g2p-en` ([`neural`]), mapped by `arpabet`;
+//! 6. the learned G2P of `g2p-en` ([`neural`]), mapped by [`arpabet`];
 //! 7. the letters, spelled.
 //!
 //! A token without a letter or digit (an emoji, a stray symbol) is silent by
 //! design and reported as [`Source::Symbol`].
 
-mod arpabet;
+pub mod arpabet;
 pub mod cmudict;
 pub mod neural;
 pub mod split;
@@ -213,11 +213,6 @@ impl Chain<'_> {
             None => self.guess(p).0,
         }
     }
-}
-
-/// The ARPAbet mapping, for the evaluation example (`examples/oov_eval.rs`).
-pub fn to_kokoro_for_eval(phones: &[&str], british: bool, word: &str) -> String {
-    arpabet::to_kokoro(phones, british, word)
 }
 
 /// The plural or possessive ending after `ps`: s after a voiceless consonant,
