@@ -89,9 +89,9 @@ wasm: toolchain
 # $(1); all three are stopped afterwards. $(2) is the wasi-nn edge's backend for
 # the routes it forwards (the e2e suite gives it a dead port: it must stand alone).
 define with_e2e_servers
-	@$(BACKEND) serve --listen $(E2E_ADDR) > target/e2e-backend.log 2>&1 & echo $$! > target/e2e-backend.pid; \
-	$(EDGE) --listen $(E2E_EDGE_ADDR) --backend-url http://$(E2E_ADDR) --kv-memory > target/e2e-edge.log 2>&1 & echo $$! > target/e2e-edge.pid; \
-	$(EDGE) --listen $(E2E_NN_ADDR) --component target/edge-nn.wasm --nn-model $(NN_MODEL) --backend-url $(2) > target/e2e-nn.log 2>&1 & echo $$! > target/e2e-nn.pid; \
+	@$(BACKEND) serve --listen $(E2E_ADDR) --dev-routes > target/e2e-backend.log 2>&1 & echo $$! > target/e2e-backend.pid; \
+	$(EDGE) --listen $(E2E_EDGE_ADDR) --backend-url http://$(E2E_ADDR) --kv-memory --dev-routes > target/e2e-edge.log 2>&1 & echo $$! > target/e2e-edge.pid; \
+	$(EDGE) --listen $(E2E_NN_ADDR) --component target/edge-nn.wasm --nn-model $(NN_MODEL) --backend-url $(2) --dev-routes > target/e2e-nn.log 2>&1 & echo $$! > target/e2e-nn.pid; \
 	trap 'kill $$(cat target/e2e-backend.pid) $$(cat target/e2e-edge.pid) $$(cat target/e2e-nn.pid) 2>/dev/null || true' EXIT; \
 	for i in $$(seq 1 120); do curl -sf http://$(E2E_ADDR)/health >/dev/null && curl -sf http://$(E2E_EDGE_ADDR)/health >/dev/null && curl -sf http://$(E2E_NN_ADDR)/health >/dev/null && break; sleep 0.5; done; \
 	curl -sf http://$(E2E_ADDR)/health >/dev/null || { cat target/e2e-backend.log; exit 1; }; \

@@ -20,7 +20,9 @@ pub enum ErrorKind {
     NotFound,
     /// 405: route exists, method does not.
     MethodNotAllowed,
-    /// 413: body larger than the configured limit.
+    /// 408: the request body did not arrive in time.
+    RequestTimeout,
+    /// 413: body larger than the configured limit, or a request over the cost budget.
     PayloadTooLarge,
     /// 415: body is not `application/json`.
     UnsupportedMediaType,
@@ -40,11 +42,12 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for table-driven tests and the contract check.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::InvalidRequest,
         ErrorKind::Unauthorized,
         ErrorKind::NotFound,
         ErrorKind::MethodNotAllowed,
+        ErrorKind::RequestTimeout,
         ErrorKind::PayloadTooLarge,
         ErrorKind::UnsupportedMediaType,
         ErrorKind::Unprocessable,
@@ -62,6 +65,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => 401,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::RequestTimeout => 408,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::Unprocessable => 422,
@@ -98,9 +102,15 @@ impl ErrorKind {
     }
 }
 
+/// User text as error messages and `param` echo it: control characters dropped,
+/// at most 64 characters (a 64 KiB field name is not sent back).
+pub fn shown(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
 /// Every machine `code` either tier may emit, with its kind. The contract's
 /// `x-error-codes` table must equal this one (checked by `tests/contract.rs`).
-pub const ERROR_CODES: [(&str, ErrorKind); 28] = [
+pub const ERROR_CODES: [(&str, ErrorKind); 30] = [
     ("invalid_json", ErrorKind::InvalidRequest),
     ("invalid_type", ErrorKind::InvalidRequest),
     ("invalid_value", ErrorKind::InvalidRequest),
@@ -116,7 +126,9 @@ pub const ERROR_CODES: [(&str, ErrorKind); 28] = [
     ("invalid_api_key", ErrorKind::Unauthorized),
     ("not_found", ErrorKind::NotFound),
     ("method_not_allowed", ErrorKind::MethodNotAllowed),
+    ("request_timeout", ErrorKind::RequestTimeout),
     ("payload_too_large", ErrorKind::PayloadTooLarge),
+    ("request_too_costly", ErrorKind::PayloadTooLarge),
     ("unsupported_media_type", ErrorKind::UnsupportedMediaType),
     ("unsupported_combination", ErrorKind::Unprocessable),
     ("no_speakable_text", ErrorKind::Unprocessable),
@@ -235,6 +247,20 @@ impl ApiError {
         )
     }
 
+    /// A request over this server's cost budget: `what` it needs too much of
+    /// (pauses, text after normalization, phoneme ids, audio), how much, and the limit.
+    pub fn over_budget(what: &str, amount: &str, limit: &str) -> Self {
+        Self::new(
+            ErrorKind::PayloadTooLarge,
+            "request_too_costly",
+            format!(
+                "This request needs {amount} of {what}; the limit per request is {limit}. \
+                 Split the text into several requests."
+            ),
+        )
+        .with_param("input")
+    }
+
     pub fn unsupported_media_type() -> Self {
         Self::new(
             ErrorKind::UnsupportedMediaType,
@@ -267,6 +293,23 @@ impl ApiError {
     /// A path no route serves.
     pub fn no_such_route() -> Self {
         Self::not_found("No such route. See the API contract for the routes.")
+    }
+
+    /// A body that did not arrive within the server's body time-out.
+    pub fn body_timeout(secs: f64) -> Self {
+        Self::new(
+            ErrorKind::RequestTimeout,
+            "request_timeout",
+            format!("The request body did not arrive within {secs} s."),
+        )
+    }
+
+    /// No inference worker is running (each one failed and could not be replaced).
+    pub fn no_workers() -> Self {
+        Self::unavailable(
+            "not_ready",
+            "No inference worker is running. Retry after the time given in Retry-After.",
+        )
     }
 
     /// A body that could not be read off the connection.

@@ -226,7 +226,7 @@ impl NormalizeOptions {
         };
         let mut opts = Self::default();
         for (k, val) in map {
-            let param = format!("normalization.{}", k.chars().take(64).collect::<String>());
+            let param = format!("normalization.{}", crate::error::shown(k));
             if normalization_fields().all(|f| f != k) {
                 return Err(ApiError::invalid(
                     &param,

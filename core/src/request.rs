@@ -228,13 +228,9 @@ impl SpeechRequest {
             ));
         };
         if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            let shown: String = unknown
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(64)
-                .collect();
+            let shown = crate::error::shown(unknown);
             return Err(ApiError::invalid(
-                unknown,
+                &shown,
                 "unknown_parameter",
                 format!("Unrecognized request argument supplied: {shown}"),
             ));

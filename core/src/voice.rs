@@ -5,7 +5,7 @@
 //! whose weights sum to 1. A name is only ever looked up in the static catalog,
 //! never used as a path.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, shown};
 use std::fmt::Write as _;
 
 /// The English voices (American `a*`, British `b*`) of Kokoro-82M v1.0.
@@ -192,7 +192,7 @@ pub fn parse_voice(expr: &str) -> Result<VoiceBlend, ApiError> {
                 "voice_not_found",
                 format!(
                     "Unknown voice '{}'. GET /v1/audio/voices lists the voices.",
-                    printable(name)
+                    shown(name)
                 ),
             ));
         };
@@ -207,14 +207,6 @@ pub fn parse_voice(expr: &str) -> Result<VoiceBlend, ApiError> {
     }
     terms.sort_by(|a, b| a.0.cmp(b.0));
     Ok(VoiceBlend { terms })
-}
-
-/// Echo user text into messages safely: bounded and without control characters.
-fn printable(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect::<String>()
 }
 
 #[cfg(test)]

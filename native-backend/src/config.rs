@@ -2,6 +2,7 @@
 
 use clap::{Args, ValueEnum};
 use kokoro_core::assets as layout;
+use kokoro_synth::budget::Budget;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -55,6 +56,19 @@ pub struct EngineArgs {
     /// True-peak ceiling in dBTP.
     #[arg(long, env = "KOKORO_TRUE_PEAK_DBTP", default_value_t = -1.0, allow_negative_numbers = true)]
     pub true_peak_dbtp: f64,
+    /// Most seconds of `[pause:..]` markup in one request.
+    #[arg(long, env = "KOKORO_MAX_PAUSE_SECS", default_value_t = Budget::default().pause_secs)]
+    pub max_pause_secs: f32,
+    /// Most characters of text after normalization in one request.
+    #[arg(long, env = "KOKORO_MAX_TEXT_CHARS", default_value_t = Budget::default().text_chars)]
+    pub max_text_chars: usize,
+    /// Most phoneme ids one request may synthesize.
+    #[arg(long, env = "KOKORO_MAX_PHONEME_IDS", default_value_t = Budget::default().phoneme_ids)]
+    pub max_phoneme_ids: usize,
+    /// Most seconds of audio (pauses included) one request may make; the estimate
+    /// at the requested speed is checked before admission, the real audio while it runs.
+    #[arg(long, env = "KOKORO_MAX_AUDIO_SECS", default_value_t = Budget::default().audio_secs)]
+    pub max_audio_secs: f32,
     /// Try espeak-ng (GPL-3.0) for English words misaki does not know, before the
     /// pronouncing dictionary and the learned G2P (build feature `espeak` only).
     #[cfg(feature = "espeak")]
@@ -85,6 +99,24 @@ pub struct ServeArgs {
     /// Seconds a client is told to wait in Retry-After.
     #[arg(long, env = "KOKORO_RETRY_AFTER_SECS", default_value_t = 1)]
     pub retry_after_secs: u64,
+    /// Serve the `/dev/*` routes (phonemize, generate from phonemes); off by default.
+    /// When on they take an admission permit like speech.
+    #[arg(long, env = "KOKORO_DEV_ROUTES")]
+    pub dev_routes: bool,
+    /// Seconds to receive a request head, counted from connection open or from the
+    /// end of the previous response (so it also closes idle kept-alive connections).
+    #[arg(long, env = "KOKORO_HEADER_TIMEOUT_SECS", default_value_t = 10.0)]
+    pub header_timeout_secs: f64,
+    /// Seconds to receive a whole request body (then 408).
+    #[arg(long, env = "KOKORO_BODY_TIMEOUT_SECS", default_value_t = 30.0)]
+    pub body_timeout_secs: f64,
+    /// Seconds a response write may make no progress (a client that stopped
+    /// reading) before the connection is closed and its synthesis stopped.
+    #[arg(long, env = "KOKORO_WRITE_TIMEOUT_SECS", default_value_t = 30.0)]
+    pub write_timeout_secs: f64,
+    /// Open connections at most; more are closed at accept.
+    #[arg(long, env = "KOKORO_MAX_CONNECTIONS", default_value_t = 256)]
+    pub max_connections: usize,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -107,6 +139,8 @@ pub struct EngineConfig {
     pub chunk: kokoro_core::chunk::ChunkOptions,
     pub target_lufs: f64,
     pub true_peak_dbtp: f64,
+    /// What one request may cost.
+    pub budget: Budget,
 }
 
 /// Validated server configuration.
@@ -117,6 +151,9 @@ pub struct Config {
     pub queue_capacity: usize,
     pub max_body_bytes: usize,
     pub retry_after_secs: u64,
+    pub dev_routes: bool,
+    /// Time-outs and the connection cap.
+    pub limits: kokoro_serve::Limits,
     pub engine: EngineConfig,
 }
 
@@ -176,6 +213,22 @@ impl EngineArgs {
                 "loudness: --target-lufs in [-40, -5], --true-peak-dbtp in [-10, 0]".into(),
             );
         }
+        let budget = Budget {
+            pause_secs: self.max_pause_secs,
+            text_chars: self.max_text_chars,
+            phoneme_ids: self.max_phoneme_ids,
+            audio_secs: self.max_audio_secs,
+        };
+        if !(budget.pause_secs >= 0.0 && budget.audio_secs >= 1.0 && budget.audio_secs <= 86_400.0)
+            || budget.text_chars == 0
+            || budget.phoneme_ids == 0
+        {
+            return Err(
+                "budget: --max-audio-secs in [1, 86400], --max-pause-secs >= 0, \
+                 --max-text-chars and --max-phoneme-ids >= 1"
+                    .into(),
+            );
+        }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let intra_threads = if self.intra_threads == 0 {
             (cpus / self.workers).max(1)
@@ -185,9 +238,11 @@ impl EngineArgs {
         let model_version = if self.model.is_none() {
             layout::default_model_version()
         } else {
-            // A user-supplied model: version by path and size (hashing 300 MB at start is slow).
+            // A user-supplied model: version by file name and size (hashing 300 MB at
+            // start is slow; the path is the host's business, not a client's).
             let len = std::fs::metadata(&model).map(|m| m.len()).unwrap_or(0);
-            format!("custom:{}:{len}", model.display())
+            let name = model.file_name().map(|f| f.to_string_lossy().into_owned());
+            format!("custom:{}:{len}", name.unwrap_or_default())
         };
         Ok(EngineConfig {
             model,
@@ -210,6 +265,7 @@ impl EngineArgs {
             },
             target_lufs: self.target_lufs,
             true_peak_dbtp: self.true_peak_dbtp,
+            budget,
         })
     }
 }
@@ -222,6 +278,23 @@ impl ServeArgs {
         if self.max_body_bytes < 1024 {
             return Err("--max-body-bytes must be at least 1024".into());
         }
+        let secs = |name: &str, v: f64| {
+            if (0.05..=3600.0).contains(&v) {
+                Ok(std::time::Duration::from_secs_f64(v))
+            } else {
+                Err(format!("--{name} must be between 0.05 and 3600 seconds"))
+            }
+        };
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
+        }
+        let limits = kokoro_serve::Limits {
+            header: secs("header-timeout-secs", self.header_timeout_secs)?,
+            body: secs("body-timeout-secs", self.body_timeout_secs)?,
+            write: secs("write-timeout-secs", self.write_timeout_secs)?,
+            max_connections: self.max_connections,
+            ..Default::default()
+        };
         Ok(Config {
             listen: self.listen,
             api_keys: self
@@ -234,6 +307,8 @@ impl ServeArgs {
             queue_capacity: self.queue_capacity,
             max_body_bytes: self.max_body_bytes,
             retry_after_secs: self.retry_after_secs.max(1),
+            dev_routes: self.dev_routes,
+            limits,
             engine: self.engine.validate()?,
         })
     }

@@ -92,15 +92,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         startup_ms = t.elapsed().as_millis() as u64,
         "engine ready"
     );
-    let listen = config.listen;
-    let router = app(AppState::new(engine, config));
+    let (listen, limits) = (config.listen, config.limits);
+    let state = AppState::new(engine, config);
+    let connections = state.metrics.connections.clone();
+    let router = app(state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!("listening on http://{listen}");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let service = kokoro_serve::TowerToHyperService::new(router);
+    kokoro_serve::serve(listener, limits, connections, service, shutdown_signal()).await;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -64,6 +64,16 @@ pub struct Metrics {
     pub client_disconnects: AtomicU64,
     pub rejected: AtomicU64,
     pub nonfinite_samples: AtomicU64,
+    pub worker_panics: AtomicU64,
+    /// The connection loop's counters (open, refused, slow clients).
+    pub connections: std::sync::Arc<kokoro_serve::Stats>,
+}
+
+/// The method label: the methods a route can have, and "other" for anything else
+/// (a raw method would let a client grow `/metrics` without bound).
+pub fn method_label(m: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"];
+    KNOWN.into_iter().find(|k| *k == m).unwrap_or("other")
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -71,9 +81,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Metrics {
+    /// `route` must come from a bounded set (the matched route pattern).
     pub fn record_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         *lock(&self.requests)
-            .entry((method.to_string(), route.to_string(), status))
+            .entry((method_label(method).to_string(), route.to_string(), status))
             .or_default() += 1;
         lock(&self.request_seconds)
             .entry(route.to_string())
@@ -153,6 +164,36 @@ impl Metrics {
                 "counter",
             ),
             (
+                "kokoro_worker_panics_total",
+                "Inference jobs that panicked (their worker's model was rebuilt).",
+                self.worker_panics.load(Ordering::Relaxed) as f64,
+                "counter",
+            ),
+            (
+                "kokoro_open_connections",
+                "HTTP connections open.",
+                self.connections.open.load(Ordering::Relaxed) as f64,
+                "gauge",
+            ),
+            (
+                "kokoro_refused_connections_total",
+                "Connections closed at accept because the connection cap was reached.",
+                self.connections.refused.load(Ordering::Relaxed) as f64,
+                "counter",
+            ),
+            (
+                "kokoro_slow_clients_total",
+                "Connections closed because a response write made no progress in time.",
+                self.connections.slow_clients.load(Ordering::Relaxed) as f64,
+                "counter",
+            ),
+            (
+                "kokoro_accept_errors_total",
+                "Failed accept calls (the server went on).",
+                self.connections.accept_errors.load(Ordering::Relaxed) as f64,
+                "counter",
+            ),
+            (
                 "kokoro_rejected_total",
                 "Requests answered 429 (queue full).",
                 self.rejected.load(Ordering::Relaxed) as f64,
@@ -187,5 +228,14 @@ mod tests {
         ));
         assert!(text.contains("kokoro_inference_seconds_count 1"));
         assert!(text.contains("kokoro_audio_seconds_total 2"));
+        let before = m.render().len();
+        for i in 0..5 {
+            m.record_request(&format!("{}{i}", "X".repeat(8192)), "unmatched", 405, 0.0);
+        }
+        let text = m.render();
+        // One counter line and one histogram for the route, not 40 KB of methods.
+        assert!(text.len() < before + 1500, "{} -> {}", before, text.len());
+        assert!(!text.contains("XXXX"));
+        assert!(text.contains("method=\"other\",route=\"unmatched\",status=\"405\"} 5"));
     }
 }

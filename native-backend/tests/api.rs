@@ -42,7 +42,7 @@ fn engine() -> Arc<Engine> {
 }
 
 fn state_with(args: &[&str]) -> AppState {
-    let mut argv = vec!["test"];
+    let mut argv = vec!["test", "--dev-routes"];
     argv.extend_from_slice(args);
     let cfg = Wrap::parse_from(argv).serve.validate().unwrap();
     AppState::new(engine(), cfg)

@@ -12,6 +12,7 @@ use kokoro_backend::metrics::Metrics;
 use kokoro_synth::fake::{self, ToneModel};
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tower::ServiceExt;
 
 mod common;
@@ -22,7 +23,7 @@ const INSTALLED: [&str; 3] = ["af_heart", "af_bella", "af_sky"];
 
 fn engine_config() -> EngineConfig {
     EngineConfig {
-        model: "fake.onnx".into(),
+        model: "/srv/private/models/fake.onnx".into(),
         model_version: "fake-1".into(),
         ort_dylib: "none".into(),
         vocab: "none".into(),
@@ -35,6 +36,7 @@ fn engine_config() -> EngineConfig {
         chunk: kokoro_synth::DEFAULT_CHUNK,
         target_lufs: -16.0,
         true_peak_dbtp: -1.0,
+        budget: kokoro_synth::budget::Budget::default(),
     }
 }
 
@@ -44,17 +46,21 @@ fn engine() -> Arc<Engine> {
         .get_or_init(|| {
             let factory: ModelFactory =
                 Arc::new(|| Ok(Box::new(ToneModel) as Box<dyn kokoro_synth::Model + Send>));
-            Engine::start(
-                engine_config(),
-                fake::voices(&INSTALLED),
-                fake::vocab(),
-                Arc::new(Metrics::default()),
-                64,
-                factory,
-            )
-            .expect("the fake engine starts")
+            start(engine_config(), factory)
         })
         .clone()
+}
+
+fn start(cfg: EngineConfig, factory: ModelFactory) -> Arc<Engine> {
+    Engine::start(
+        cfg,
+        fake::voices(&INSTALLED),
+        fake::vocab(),
+        Arc::new(Metrics::default()),
+        64,
+        factory,
+    )
+    .expect("the fake engine starts")
 }
 
 struct Opts {
@@ -62,6 +68,8 @@ struct Opts {
     max_body: usize,
     capacity: usize,
     retry_after: u64,
+    dev_routes: bool,
+    body_timeout: Duration,
 }
 
 const DEFAULT: Opts = Opts {
@@ -69,18 +77,29 @@ const DEFAULT: Opts = Opts {
     max_body: 65_536,
     capacity: 16,
     retry_after: 1,
+    dev_routes: true,
+    body_timeout: Duration::from_secs(30),
 };
 
 fn state(o: Opts) -> AppState {
+    state_on(engine(), o)
+}
+
+fn state_on(engine: Arc<Engine>, o: Opts) -> AppState {
     let cfg = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         api_keys: o.keys.iter().map(|k| k.to_string()).collect(),
         queue_capacity: o.capacity,
         max_body_bytes: o.max_body,
         retry_after_secs: o.retry_after,
-        engine: engine_config(),
+        dev_routes: o.dev_routes,
+        limits: kokoro_serve::Limits {
+            body: o.body_timeout,
+            ..Default::default()
+        },
+        engine: engine.config().clone(),
     };
-    AppState::new(engine(), cfg)
+    AppState::new(engine, cfg)
 }
 
 fn get(path: &str) -> Request<Body> {
@@ -376,4 +395,212 @@ async fn phonemes_routes_without_the_model() {
     )
     .await;
     assert_error(st, &b, 400, "voice_not_found", Some("voice"));
+}
+
+fn speech(body: Value) -> Request<Body> {
+    post_json("/v1/audio/speech", body.to_string())
+}
+
+#[tokio::test]
+async fn a_request_is_bounded_by_what_it_costs() {
+    let s = state(DEFAULT);
+    // 372 ten-second pauses in 4,096 characters: an hour of silence.
+    let pauses = format!("Hi. {}", "[pause:10s]".repeat(372));
+    assert!(pauses.len() <= 4096);
+    let (st, _, b) = send(&s, speech(json!({"input": pauses, "stream": false}))).await;
+    assert_error(st, &b, 413, "request_too_costly", Some("input"));
+    assert!(String::from_utf8_lossy(&b).contains("pauses"));
+    // 4,096 characters of digits normalize to ~10x the text.
+    let digits = "1234567890 ".repeat(372);
+    let (st, _, b) = send(&s, speech(json!({"input": digits}))).await;
+    assert_error(st, &b, 413, "request_too_costly", Some("input"));
+    let money = "$9,999,999.99 ".repeat(290);
+    let (st, _, b) = send(&s, speech(json!({"input": money}))).await;
+    assert_error(st, &b, 413, "request_too_costly", Some("input"));
+    // A 4,096-character paragraph of prose fits at the slowest speed, whole.
+    let prose = "The river ran past the old mill, and the children watched it. ".repeat(70);
+    let prose = &prose[..4090];
+    let (st, h, b) = send(
+        &s,
+        speech(json!({"input": prose, "speed": 0.25, "stream": false, "response_format": "pcm"})),
+    )
+    .await;
+    assert_eq!(
+        st,
+        200,
+        "{}",
+        String::from_utf8_lossy(&b[..b.len().min(300)])
+    );
+    let ms: u64 = h["x-audio-duration-ms"].to_str().unwrap().parse().unwrap();
+    assert!(ms > 60_000 && ms <= 1_200_000, "{ms}");
+}
+
+#[tokio::test]
+async fn the_phoneme_and_audio_budgets_hold_while_the_request_runs() {
+    let cfg = EngineConfig {
+        budget: kokoro_synth::budget::Budget {
+            phoneme_ids: 60,
+            ..Default::default()
+        },
+        ..engine_config()
+    };
+    let factory: ModelFactory =
+        Arc::new(|| Ok(Box::new(ToneModel) as Box<dyn kokoro_synth::Model + Send>));
+    let s = state_on(start(cfg, factory), DEFAULT);
+    let text = "Seven plain words make one short line. ".repeat(6);
+    let (st, _, b) = send(&s, speech(json!({"input": text, "stream": false}))).await;
+    assert_error(st, &b, 413, "request_too_costly", Some("input"));
+    assert!(String::from_utf8_lossy(&b).contains("phoneme ids"));
+    // Streamed, the head has gone with the first chunk: the body ends in an error.
+    let resp = app(s.clone())
+        .oneshot(speech(json!({"input": text, "response_format": "pcm"})))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .is_err()
+    );
+    let (st, _, _) = send(&s, speech(json!({"input": "Short.", "stream": false}))).await;
+    assert_eq!(st, 200);
+}
+
+#[tokio::test]
+async fn dev_routes_are_off_unless_enabled_and_take_admission_when_on() {
+    let off = state(Opts {
+        dev_routes: false,
+        ..DEFAULT
+    });
+    for path in ["/dev/phonemize", "/dev/generate_from_phonemes"] {
+        let (st, _, b) = send(&off, post_json(path, json!({"text": "hi"}).to_string())).await;
+        assert_error(st, &b, 404, "not_found", None);
+    }
+    let on = state(Opts {
+        capacity: 1,
+        ..DEFAULT
+    });
+    let _held = on.admission.clone().try_acquire_owned().unwrap();
+    let (st, _, b) = send(
+        &on,
+        post_json("/dev/phonemize", json!({"text": "hi"}).to_string()),
+    )
+    .await;
+    assert_error(st, &b, 429, "queue_full", None);
+}
+
+#[tokio::test]
+async fn long_text_on_phonemize_is_cut_into_bounded_calls() {
+    let s = state(DEFAULT);
+    // One "word" of 4,000 characters: misaki's regexes took 89 s on it in one call.
+    let t = std::time::Instant::now();
+    let (st, _, b) = send(
+        &s,
+        post_json(
+            "/dev/phonemize",
+            json!({"text": "aA".repeat(2000)}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn metrics_labels_status_and_echoed_names_stay_bounded() {
+    let s = state(DEFAULT);
+    for i in 0..5 {
+        let method = format!("{}{i}", "X".repeat(8192));
+        let req = Request::builder()
+            .method(method.as_str())
+            .uri("/health")
+            .body(Body::empty())
+            .unwrap();
+        let _ = send(&s, req).await;
+    }
+    let (_, _, after) = send(&s, get("/metrics")).await;
+    let after = String::from_utf8_lossy(&after);
+    assert!(
+        !after.contains("XXXXXXXX") && after.len() < 32_768,
+        "{after}"
+    );
+    assert!(after.contains("method=\"other\""));
+    let (_, _, b) = send(&s, get("/status")).await;
+    let text = String::from_utf8_lossy(&b);
+    assert!(!text.contains("/srv/private"), "{text}");
+    assert!(text.contains("fake.onnx"), "{text}");
+    let long = "k".repeat(10_000);
+    for path in ["/v1/audio/speech", "/dev/phonemize"] {
+        let mut body = serde_json::Map::new();
+        body.insert("input".into(), json!("hi"));
+        body.insert("text".into(), json!("hi"));
+        body.insert(long.clone(), json!(1));
+        let (st, _, b) = send(&s, post_json(path, Value::Object(body).to_string())).await;
+        assert_eq!(st, 400);
+        assert!(b.len() < 600, "{path}: {} bytes", b.len());
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_never_finishes_gets_408() {
+    let s = state(Opts {
+        body_timeout: Duration::from_millis(200),
+        ..DEFAULT
+    });
+    let stream = futures_util::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let req = Request::post("/v1/audio/speech")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap();
+    let (st, _, b) = send(&s, req).await;
+    assert_error(st, &b, 408, "request_timeout", None);
+}
+
+/// Panics on every call at speed 4 (the test's trigger); fine otherwise.
+struct Fragile;
+impl kokoro_synth::Model for Fragile {
+    fn infer(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, String> {
+        assert!(speed < 3.9, "a bug in the model glue");
+        ToneModel.infer(ids, style, speed)
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_worker_is_replaced_and_health_tells_when_none_is_left() {
+    let built = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let b = built.clone();
+    // The first two models build (start, one replacement); later ones fail.
+    let factory: ModelFactory = Arc::new(move || {
+        if b.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            Ok(Box::new(Fragile) as Box<dyn kokoro_synth::Model + Send>)
+        } else {
+            Err("no model".into())
+        }
+    });
+    let s = state_on(start(engine_config(), factory), DEFAULT);
+    let fast = json!({"input": "Hello there.", "speed": 4.0, "stream": false});
+    let (st, _, b) = send(&s, speech(fast.clone())).await;
+    assert_error(st, &b, 500, "internal_error", None);
+    let (st, _, _) = send(
+        &s,
+        speech(json!({"input": "Hello there.", "stream": false})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(send(&s, get("/health")).await.0, 200);
+    let (_, _, m) = send(&s, get("/metrics")).await;
+    assert!(String::from_utf8_lossy(&m).contains("kokoro_worker_panics_total 1"));
+    let (st, _, b) = send(&s, speech(fast)).await;
+    assert_error(st, &b, 500, "internal_error", None);
+    // The replacement could not be built: no worker is left.
+    for _ in 0..50 {
+        if s.engine.workers_alive() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (st, _, b) = send(&s, get("/health")).await;
+    assert_error(st, &b, 503, "not_ready", None);
+    let (st, _, b) = send(&s, speech(json!({"input": "Hi.", "stream": false}))).await;
+    assert_error(st, &b, 503, "not_ready", None);
 }

@@ -14,6 +14,7 @@
 //! No sockets, no threads; file reads only where a caller asks ([`voices::VoiceStore::load`],
 //! [`g2p::load_fallback`]).
 
+pub mod budget;
 pub mod encode;
 pub mod fake;
 pub mod g2p;
@@ -34,6 +35,13 @@ use voices::VoiceStore;
 /// per-call arena bounded (see ARCHITECTURE.md, memory).
 pub const IDS_PER_CALL: usize = 256;
 const _: () = assert!(IDS_PER_CALL <= MAX_PHONEME_IDS);
+
+/// Ids per inference call at `speed`: the model's activations grow with the audio
+/// frames a call makes (ids / speed), so below speed 1 a call gets proportionally
+/// fewer ids (64 at speed 0.25) and its memory stays what 256 ids take at speed 1.
+pub fn ids_per_call(speed: f32) -> usize {
+    ((IDS_PER_CALL as f32 * speed.min(1.0)) as usize).clamp(64, IDS_PER_CALL)
+}
 
 /// The default chunk windows, shared by the backend and the wasi-nn edge.
 ///
@@ -72,6 +80,8 @@ pub enum SynthError {
     Unsupported(Lang),
     VoiceMissing(String),
     Cancelled,
+    /// Over the request's cost budget (see [`budget`]).
+    OverBudget(ApiError),
     Failed(String),
 }
 
@@ -89,10 +99,12 @@ pub struct SynthStats {
     pub calls: usize,
     /// Non-finite samples the model produced (zeroed).
     pub nonfinite: usize,
+    /// Phoneme ids synthesized (padding excluded).
+    pub ids: usize,
 }
 
 /// Synthesize `phonemes` with `model`: split into calls of at most
-/// [`IDS_PER_CALL`] ids, pick the style row per call, sanitize the output.
+/// [`ids_per_call`] ids, pick the style row per call, sanitize the output.
 /// `cancelled` is polled before each call; `timed` gets each call's seconds.
 pub fn synthesize(
     model: &mut dyn Model,
@@ -109,7 +121,7 @@ pub fn synthesize(
     }
     let mut audio = Vec::new();
     let mut stats = SynthStats::default();
-    for piece in split_phonemes(phonemes, IDS_PER_CALL) {
+    for piece in split_phonemes(phonemes, ids_per_call(speed)) {
         let (ids, _) = vocab.encode_padded(piece);
         if ids.len() <= 2 {
             continue;
@@ -126,6 +138,7 @@ pub fn synthesize(
             .map_err(SynthError::Failed)?;
         timed(t.elapsed().as_secs_f64());
         stats.calls += 1;
+        stats.ids += ids.len() - 2;
         // The Kokoro graph sometimes ends an utterance with NaN/inf samples (seen in
         // the last ~0.1 s for some lengths, int8 and float alike). Zero them: they
         // would crash LAME's assertions and poison loudness measurement.
@@ -322,8 +335,18 @@ mod tests {
         })
         .unwrap();
         assert!(stats.calls >= 3 && model.0 == stats.calls && times == stats.calls);
+        assert_eq!(stats.ids, long.chars().count());
         assert_eq!(stats.nonfinite, stats.calls);
         assert!(audio.iter().all(|s| s.is_finite()));
+        // At speed 0.25 a call makes 4x the frames per id: it gets a quarter of the ids.
+        let mut slow = Fake(0);
+        let (_, st) =
+            synthesize(&mut slow, &long, &voice, 0.25, t, &|| false, &mut |_| {}).unwrap();
+        assert!(st.calls >= 600 / 64, "{} calls", st.calls);
+        assert_eq!(
+            (ids_per_call(0.25), ids_per_call(1.0), ids_per_call(3.0)),
+            (64, 256, 256)
+        );
         let cancelled = synthesize(&mut model, "a a", &voice, 1.0, t, &|| true, &mut |_| {});
         assert_eq!(cancelled.unwrap_err(), SynthError::Cancelled);
         let missing = synthesize(

@@ -11,6 +11,7 @@
 //! Encoders come from an [`Encoders`] factory: [`PureEncoders`] here (wav, pcm,
 //! flac), the backend's adds mp3, opus and aac.
 
+use crate::budget::{Budget, Cost, Meter};
 use crate::encode::{Encoder, pure_encoder};
 use crate::g2p::{self, G2pError};
 use crate::loudness::Loudness;
@@ -44,12 +45,14 @@ impl Encoders for PureEncoders {
     }
 }
 
-/// The knobs a deployment sets: chunk windows and the loudness target.
+/// The knobs a deployment sets: chunk windows, the loudness target and the cost
+/// budget of one request.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
     pub chunk: ChunkOptions,
     pub target_lufs: f64,
     pub true_peak_dbtp: f64,
+    pub budget: Budget,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             chunk: DEFAULT_CHUNK,
             target_lufs: -16.0,
             true_peak_dbtp: -1.0,
+            budget: Budget::default(),
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct Speech {
     pub speed: f32,
     pub format: AudioFormat,
     pub stream: bool,
+    /// What the request may still make (ids, samples) while it runs.
+    pub meter: Meter,
 }
 
 /// The checks every request passes before any work: a language this build can
@@ -94,15 +100,18 @@ pub fn check(lang: Lang, voice: &VoiceBlend, voices: &VoiceStore) -> Result<(), 
     Ok(())
 }
 
-/// Check and plan a validated request.
+/// Check and plan a validated request, and check its cost against the budget.
 pub fn prepare(
     req: &SpeechRequest,
     voices: &VoiceStore,
     settings: &Settings,
 ) -> Result<Speech, ApiError> {
     check(req.lang, &req.voice, voices)?;
+    let pieces = plan(req, &settings.chunk)?;
+    settings.budget.admit(&Cost::of(&pieces), req.speed)?;
     Ok(Speech {
-        pieces: plan(req, &settings.chunk)?,
+        pieces,
+        meter: settings.budget.meter(),
         lang: req.lang,
         voice: req.voice.clone(),
         speed: req.speed,
@@ -117,6 +126,7 @@ impl SynthError {
         match self {
             SynthError::Unsupported(l) => ApiError::unsupported_language(l.tag()),
             SynthError::VoiceMissing(v) => ApiError::voice_not_installed(v),
+            SynthError::OverBudget(e) => e.clone(),
             SynthError::Cancelled | SynthError::Failed(_) => ApiError::internal(),
         }
     }
@@ -239,6 +249,7 @@ pub struct Chunk {
 /// encoder's tail.
 pub struct Run<'a> {
     speech: &'a Speech,
+    meter: Meter,
     tables: Tables<'a>,
     encoders: &'a dyn Encoders,
     output: Output,
@@ -257,6 +268,7 @@ impl<'a> Run<'a> {
             .map_err(SynthError::Failed)?;
         Ok(Self {
             speech,
+            meter: speech.meter.clone(),
             tables,
             encoders,
             output,
@@ -294,7 +306,13 @@ impl<'a> Run<'a> {
                     &|| false,
                     &mut |_| {},
                 ) {
-                    Ok(r) => r.audio,
+                    Ok(r) => match self.meter.add_ids(r.stats.ids) {
+                        Ok(()) => r.audio,
+                        Err(e) => {
+                            self.done = true;
+                            return Some(Err(SynthError::OverBudget(e)));
+                        }
+                    },
                     Err(e) => {
                         self.done = true;
                         return Some(Err(e));
@@ -302,6 +320,10 @@ impl<'a> Run<'a> {
                 }
             }
         };
+        if let Err(e) = self.meter.add_samples(audio.len()) {
+            self.done = true;
+            return Some(Err(SynthError::OverBudget(e)));
+        }
         Some(
             self.output
                 .push(&mut audio)

@@ -1,7 +1,9 @@
 """Faults under load: the backend killed and restarted while the edge serves, clients
 that disconnect mid-stream, slow readers. Each test starts its own servers on free
 loopback ports; every loop is bounded in count and time."""
+import os
 import re
+import select
 import socket
 import subprocess
 import threading
@@ -17,8 +19,8 @@ BACKEND = ROOT / "target/debug/kokoro-backend"
 PARAGRAPH = " ".join(["The edge keeps serving while the backend restarts behind it."] * 10)
 
 
-def start_backend(port):
-    p = subprocess.Popen([str(BACKEND), "serve", "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_backend(port, *extra):
+    p = subprocess.Popen([str(BACKEND), "serve", "--listen", f"127.0.0.1:{port}", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -116,3 +118,123 @@ def test_disconnects_stop_synthesis_and_slow_readers_do_not_block_others():
         slow.close()
     finally:
         backend.kill()
+
+
+# Short time-outs for the slow-client tests (the defaults are 10 / 30 / 30 s).
+LIMITS = ["--header-timeout-secs", "2", "--body-timeout-secs", "2", "--write-timeout-secs", "2"]
+
+
+def host_port(base):
+    host, port = base.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def readable(sock, secs):
+    return bool(select.select([sock], [], [], secs)[0])
+
+
+def trickle(sock, data, gap, limit):
+    """Send `data` a byte at a time every `gap` s; stop when the server answers or
+    closes. Returns (seconds taken, what came back) or None after `limit` s."""
+    t0 = time.monotonic()
+    for b in data:
+        if time.monotonic() - t0 > limit:
+            return None
+        try:
+            sock.send(bytes([b]))
+        except OSError:
+            return time.monotonic() - t0, b""
+        if readable(sock, gap):
+            try:
+                got = sock.recv(4096)
+            except OSError:
+                got = b""
+            return time.monotonic() - t0, got
+    return None
+
+
+def test_a_slow_head_or_body_is_cut_off_on_both_servers():
+    port = free_port()
+    backend, url = start_backend(port, *LIMITS)
+    edge, edge_url = start_edge("--backend-url", url, "--kv-memory", *LIMITS)
+    try:
+        for base in (url, edge_url):
+            # Slowloris: a head that never ends, one byte every 0.25 s.
+            s = socket.create_connection(host_port(base), timeout=10)
+            head = b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 200
+            r = trickle(s, head, 0.25, 20)
+            assert r is not None and r[0] < 6, (base, r)
+            s.close()
+            # A body trickled in after a complete head: 408 in the contract's shape.
+            s = socket.create_connection(host_port(base), timeout=10)
+            s.sendall(b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 300\r\n\r\n{")
+            r = trickle(s, b'"input": "' + b"a" * 280, 0.25, 20)
+            assert r is not None and r[0] < 6, (base, r)
+            assert r[1].startswith(b"HTTP/1.1 408"), (base, r[1][:200])
+            assert b'"code":"request_timeout"' in r[1], r[1]
+            s.close()
+            # An idle kept-alive connection is closed too; a prompt client is served.
+            s = socket.create_connection(host_port(base), timeout=10)
+            assert readable(s, 6) and s.recv(10) == b"", base
+            s.close()
+            assert httpx.get(f"{base}/health", timeout=5).status_code == 200
+    finally:
+        edge.kill()
+        backend.kill()
+
+
+def admitted(url):
+    return httpx.get(f"{url}/status", timeout=10).json()["queue"]["admitted"]
+
+
+def stalled_stream(base):
+    """A long streamed request whose client reads the head and then stops reading."""
+    body = ('{"input": "%s", "response_format": "pcm"}' % (PARAGRAPH * 3)[:4000]).encode()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(60)
+    s.connect(host_port(base))
+    s.sendall(b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    assert s.recv(64).startswith(b"HTTP/1.1 200")
+    return s
+
+
+def test_a_client_that_stops_reading_loses_its_stream_and_its_permit():
+    port = free_port()
+    backend, url = start_backend(port, *LIMITS, "--queue-capacity", "2")
+    edge, edge_url = start_edge("--backend-url", url, "--kv-memory", *LIMITS)
+    try:
+        before = counter(url, "kokoro_slow_clients_total")
+        held = [stalled_stream(url), stalled_stream(url)]
+        assert admitted(url) == 2
+        # Both permits come back at the write deadline (not when the clients leave).
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and (admitted(url) > 0 or counter(url, "kokoro_slow_clients_total") < before + 2):
+            time.sleep(0.5)
+        assert admitted(url) == 0
+        assert counter(url, "kokoro_slow_clients_total") >= before + 2
+        r = httpx.post(f"{url}/v1/audio/speech", json={"input": "Served again.", "stream": False}, timeout=60)
+        assert r.status_code == 200
+        # Through the edge: its host drops the stalled client, and the backend's
+        # stream behind it ends, so the backend's permit comes back too.
+        held.append(stalled_stream(edge_url))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and admitted(url) > 0:
+            time.sleep(0.5)
+        assert admitted(url) == 0
+        for s in held:
+            s.close()
+    finally:
+        edge.kill()
+        backend.kill()
+
+
+def test_costly_requests_are_refused_on_every_tier(url):
+    pauses = "Hi. " + "[pause:10s]" * 372
+    digits = "1234567890 " * 372
+    tiers = [url, os.environ.get("KOKORO_EDGE_URL"), os.environ.get("KOKORO_NN_URL")]
+    for base in [t for t in tiers if t]:
+        for text in (pauses, digits):
+            r = httpx.post(f"{base}/v1/audio/speech", json={"input": text, "response_format": "wav", "stream": False}, timeout=60)
+            assert r.status_code == 413, (base, r.status_code, r.text[:200])
+            assert r.json()["error"]["code"] == "request_too_costly", r.text

@@ -8,6 +8,8 @@ pub struct Config {
     pub cache_max_entry_bytes: usize,
     pub cache_ttl_secs: u64,
     pub model_version: String,
+    /// Forward the backend's `/dev/*` routes (`KOKORO_DEV_ROUTES`); off: 404.
+    pub dev_routes: bool,
     /// wasi-nn graph name (`load-by-name`); empty: inference is not done here.
     #[cfg(feature = "wasi-nn")]
     pub nn_graph: String,
@@ -55,6 +57,7 @@ impl Config {
             cache_ttl_secs: number("kokoro_cache_ttl_secs", 86_400),
             model_version: var("kokoro_model_version")
                 .unwrap_or_else(kokoro_core::assets::default_model_version),
+            dev_routes: var("kokoro_dev_routes").is_some_and(|v| v == "1" || v == "true"),
             #[cfg(feature = "wasi-nn")]
             nn_graph: var("kokoro_nn_graph").unwrap_or_default(),
             #[cfg(feature = "wasi-nn")]

@@ -137,6 +137,9 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         }
     };
     match route {
+        Route::Phonemize | Route::GenerateFromPhonemes if !cfg.dev_routes => {
+            respond_error(out, &ApiError::no_such_route(), &rid).await
+        }
         Route::Health => {
             respond(
                 out,

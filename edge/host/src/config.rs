@@ -71,6 +71,26 @@ pub struct Args {
     /// Seconds to wait for the component's response head.
     #[arg(long, env = "KOKORO_EDGE_TIMEOUT_SECS", default_value_t = 60)]
     timeout_secs: u64,
+    /// Forward the backend's `/dev/*` routes (off by default; the backend must
+    /// serve them too, `--dev-routes` there).
+    #[arg(long, env = "KOKORO_DEV_ROUTES")]
+    dev_routes: bool,
+    /// Largest request body in bytes (read by the host before the component runs).
+    #[arg(long, env = "KOKORO_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    max_body_bytes: usize,
+    /// Seconds to receive a request head, counted from connection open or from the
+    /// end of the previous response (so it also closes idle kept-alive connections).
+    #[arg(long, env = "KOKORO_HEADER_TIMEOUT_SECS", default_value_t = 10.0)]
+    header_timeout_secs: f64,
+    /// Seconds to receive a whole request body (then 408).
+    #[arg(long, env = "KOKORO_BODY_TIMEOUT_SECS", default_value_t = 30.0)]
+    body_timeout_secs: f64,
+    /// Seconds a response write may make no progress (a client that stopped reading).
+    #[arg(long, env = "KOKORO_WRITE_TIMEOUT_SECS", default_value_t = 30.0)]
+    write_timeout_secs: f64,
+    /// Open connections at most; more are closed at accept.
+    #[arg(long, env = "KOKORO_MAX_CONNECTIONS", default_value_t = 256)]
+    max_connections: usize,
     /// wasi-nn mode: load this ONNX model once and offer it to the component as the
     /// graph `--nn-graph` (serve the component's `wasi-nn` build, target/edge-nn.wasm).
     #[arg(long, env = "KOKORO_EDGE_NN_MODEL")]
@@ -134,6 +154,9 @@ pub struct HostConfig {
     /// Linear-memory limit per instance, bytes.
     pub max_memory: usize,
     pub timeout: Duration,
+    pub max_body_bytes: usize,
+    /// Time-outs and the connection cap.
+    pub limits: kokoro_serve::Limits,
     pub nn: Option<NnConfig>,
 }
 
@@ -163,6 +186,21 @@ impl Args {
         if self.timeout_secs == 0 {
             return Err("--timeout-secs must be at least 1".into());
         }
+        let secs = |name: &str, v: f64| {
+            if (0.05..=3600.0).contains(&v) {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(format!("--{name} must be between 0.05 and 3600 seconds"))
+            }
+        };
+        let limits = kokoro_serve::Limits {
+            header: secs("header-timeout-secs", self.header_timeout_secs)?,
+            body: secs("body-timeout-secs", self.body_timeout_secs)?,
+            write: secs("write-timeout-secs", self.write_timeout_secs)?,
+            max_connections: in_range("--max-connections", self.max_connections, 1, 1 << 20)?,
+            ..Default::default()
+        };
+        let max_body_bytes = in_range("--max-body-bytes", self.max_body_bytes, 1024, 16 << 20)?;
         let mut env = vec![
             ("KOKORO_BACKEND_URL".to_string(), self.backend_url.clone()),
             ("KOKORO_API_KEYS".to_string(), self.api_keys.clone()),
@@ -177,6 +215,14 @@ impl Args {
             (
                 "KOKORO_CACHE_MAX_BYTES".to_string(),
                 self.cache_max_bytes.to_string(),
+            ),
+            (
+                "KOKORO_MAX_BODY_BYTES".to_string(),
+                max_body_bytes.to_string(),
+            ),
+            (
+                "KOKORO_DEV_ROUTES".to_string(),
+                if self.dev_routes { "1" } else { "0" }.to_string(),
             ),
         ];
         let nn = match &self.nn_model {
@@ -232,6 +278,8 @@ impl Args {
             allowed,
             max_memory,
             timeout: Duration::from_secs(self.timeout_secs),
+            max_body_bytes,
+            limits,
             nn,
         })
     }

@@ -111,6 +111,8 @@ async fn main() -> Result<()> {
         allowed: Arc::new(cfg.allowed),
         max_memory: cfg.max_memory,
         timeout: cfg.timeout,
+        max_body_bytes: cfg.max_body_bytes,
+        body_timeout: cfg.limits.body,
     });
     let rx = Arc::new(tokio::sync::Mutex::new(warm_rx));
     for i in 0..instances {
@@ -130,5 +132,6 @@ async fn main() -> Result<()> {
     }
     tracing::info!(component = %cfg.component.display(), compile_ms = t.elapsed().as_millis() as u64, "component ready");
     println!("kokoro-edge serving http://{}", cfg.listen);
-    server::serve(server, listener).await
+    server::serve(server, listener, cfg.limits).await;
+    Ok(())
 }

@@ -13,7 +13,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// A request handed to a warm wasi-nn instance, and where its response goes.
 pub struct Job {
-    pub req: hyper::Request<hyper::body::Incoming>,
+    pub req: hyper::Request<crate::server::Whole>,
     pub reply: tokio::sync::oneshot::Sender<
         Result<
             hyper::Response<HyperOutgoingBody>,

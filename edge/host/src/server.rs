@@ -7,7 +7,6 @@ use crate::pool::Job;
 use crate::{nn, spin};
 use anyhow::{Context, Result};
 use http_body_util::BodyExt;
-use hyper::server::conn::http1;
 use kokoro_core::ApiError;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,11 +15,20 @@ use tokio::net::TcpListener;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// A request body the host has read whole.
+pub type Whole = http_body_util::combinators::MapErr<
+    http_body_util::Full<hyper::body::Bytes>,
+    fn(std::convert::Infallible) -> hyper::Error,
+>;
+
+fn never(n: std::convert::Infallible) -> hyper::Error {
+    match n {}
+}
 
 /// Per-request host state.
 pub struct State {
@@ -73,6 +81,8 @@ pub struct Server {
     pub allowed: Arc<Vec<String>>,
     pub max_memory: usize,
     pub timeout: Duration,
+    pub max_body_bytes: usize,
+    pub body_timeout: Duration,
 }
 
 /// The contract's error envelope and headers (from `kokoro-core`, as everywhere else).
@@ -130,10 +140,34 @@ impl Server {
         Ok(store)
     }
 
+    /// Read the request body before any instance runs, within the body time-out and
+    /// the size limit (a trickled body holds no store, no warm instance).
+    async fn read_body(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Request<Whole>, ApiError> {
+        let (parts, body) = req.into_parts();
+        let limited = http_body_util::Limited::new(body, self.max_body_bytes);
+        let bytes = match tokio::time::timeout(self.body_timeout, limited.collect()).await {
+            Err(_) => return Err(ApiError::body_timeout(self.body_timeout.as_secs_f64())),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(ApiError::payload_too_large(self.max_body_bytes));
+            }
+            Ok(Err(_)) => return Err(ApiError::unreadable_body()),
+            Ok(Ok(c)) => c.to_bytes(),
+        };
+        let body = http_body_util::Full::new(bytes).map_err(never as fn(_) -> _);
+        Ok(hyper::Request::from_parts(parts, body))
+    }
+
     pub async fn handle(
         self: Arc<Self>,
         req: hyper::Request<hyper::body::Incoming>,
     ) -> Result<hyper::Response<HyperOutgoingBody>> {
+        let req = match self.read_body(req).await {
+            Ok(r) => r,
+            Err(e) => return Ok(error_response(&e)),
+        };
         let (sender, receiver) = tokio::sync::oneshot::channel();
         if let Some(warm) = &self.warm {
             if warm.try_send(Job { req, reply: sender }).is_err() {
@@ -197,28 +231,11 @@ impl Server {
     }
 }
 
-/// Accept connections until the process ends; an accept error is logged and the
-/// loop goes on (a burst of failed handshakes must not stop the server).
-pub async fn serve(server: Arc<Server>, listener: TcpListener) -> Result<()> {
-    loop {
-        let client = match listener.accept().await {
-            Ok((c, _)) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let server = server.clone();
-        tokio::task::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| server.clone().handle(req));
-            if let Err(e) = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(client), svc)
-                .await
-            {
-                tracing::debug!(error = ?e, "connection ended with an error");
-            }
-        });
-    }
+/// Serve until the process ends, with the connection loop the backend runs too
+/// (`kokoro-serve`: head and write time-outs, the connection cap, accept errors
+/// logged and survived).
+pub async fn serve(server: Arc<Server>, listener: TcpListener, limits: kokoro_serve::Limits) {
+    let svc = hyper::service::service_fn(move |req| server.clone().handle(req));
+    let stats = Arc::new(kokoro_serve::Stats::default());
+    kokoro_serve::serve(listener, limits, stats, svc, std::future::pending()).await;
 }

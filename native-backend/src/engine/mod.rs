@@ -23,7 +23,8 @@ use kokoro_core::{ApiError, AudioFormat, Lang, SpeechRequest};
 use kokoro_synth::pipeline::{self, Input, Output, Rendered, Settings, Speech};
 use kokoro_synth::voices::VoiceStore;
 use kokoro_synth::{Model, Piece, SynthError, Tables, g2p};
-use std::sync::atomic::Ordering;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -32,6 +33,8 @@ use tokio::sync::oneshot;
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineError {
     Overloaded,
+    /// No worker is left to run the job.
+    NoWorkers,
     Synth(SynthError),
 }
 
@@ -39,6 +42,7 @@ impl EngineError {
     pub fn to_api(&self) -> ApiError {
         match self {
             EngineError::Overloaded => ApiError::rate_limited(),
+            EngineError::NoWorkers => ApiError::no_workers(),
             EngineError::Synth(e) => e.to_api(),
         }
     }
@@ -64,6 +68,9 @@ pub struct Engine {
     voices: Arc<VoiceStore>,
     vocab: Arc<Vocab>,
     metrics: Arc<Metrics>,
+    /// Workers running (each one that panics is replaced; one whose model cannot be
+    /// rebuilt exits).
+    alive: Arc<AtomicUsize>,
     /// Device actually used ("cpu", "cuda").
     pub device: &'static str,
 }
@@ -95,28 +102,43 @@ impl Engine {
         #[cfg(feature = "espeak")]
         g2p::set_espeak_for_english(cfg.espeak_english);
         g2p::warm_up();
+        let alive = Arc::new(AtomicUsize::new(0));
         for i in 0..cfg.workers {
-            let (rx, voices, vocab, metrics, factory, ready) = (
+            let (rx, voices, vocab, metrics, factory, ready, alive) = (
                 rx.clone(),
                 voices.clone(),
                 vocab.clone(),
                 metrics.clone(),
                 factory.clone(),
                 ready_tx.clone(),
+                alive.clone(),
             );
             std::thread::Builder::new()
                 .name(format!("kokoro-worker-{i}"))
                 .spawn(move || {
-                    let mut model = match factory() {
+                    let model = factory().and_then(|mut m| {
+                        warm_up(m.as_mut(), &voices, &vocab)?;
+                        Ok(m)
+                    });
+                    let model = match model {
                         Ok(m) => m,
                         Err(e) => {
                             let _ = ready.send(Err(e));
                             return;
                         }
                     };
-                    let warm = warm_up(model.as_mut(), &voices, &vocab);
-                    let _ = ready.send(warm);
-                    worker_loop(model.as_mut(), &rx, &voices, &vocab, &metrics);
+                    alive.fetch_add(1, Ordering::SeqCst);
+                    let _ = ready.send(Ok(()));
+                    let w = Worker {
+                        rx: &rx,
+                        voices: &voices,
+                        vocab: &vocab,
+                        metrics: &metrics,
+                        factory: &factory,
+                    };
+                    w.run(model);
+                    alive.fetch_sub(1, Ordering::SeqCst);
+                    tracing::error!(worker = i, "inference worker stopped");
                 })
                 .map_err(|e| format!("cannot spawn worker: {e}"))?;
         }
@@ -131,6 +153,7 @@ impl Engine {
             chunk: cfg.chunk,
             target_lufs: cfg.target_lufs,
             true_peak_dbtp: cfg.true_peak_dbtp,
+            budget: cfg.budget,
         };
         Ok(Arc::new(Self {
             cfg,
@@ -139,8 +162,14 @@ impl Engine {
             voices,
             vocab,
             metrics,
+            alive,
             device,
         }))
+    }
+
+    /// Inference workers running now.
+    pub fn workers_alive(&self) -> usize {
+        self.alive.load(Ordering::SeqCst)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -197,7 +226,7 @@ impl Engine {
                 Ok(rx)
             }
             Err(TrySendError::Full(_)) => Err(EngineError::Overloaded),
-            Err(TrySendError::Disconnected(_)) => Err(EngineError::failed("workers stopped")),
+            Err(TrySendError::Disconnected(_)) => Err(EngineError::NoWorkers),
         }
     }
 
@@ -227,31 +256,61 @@ fn warm_up(model: &mut dyn Model, voices: &VoiceStore, vocab: &Vocab) -> Result<
     model.infer(&ids, &style, 1.0).map(|_| ())
 }
 
-fn worker_loop(
-    model: &mut dyn Model,
-    rx: &Mutex<Receiver<Job>>,
-    voices: &VoiceStore,
-    vocab: &Vocab,
-    metrics: &Metrics,
-) {
-    loop {
-        let job = {
-            let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
-            match guard.recv() {
-                Ok(j) => j,
-                Err(_) => return,
+/// What a worker thread needs besides its model.
+struct Worker<'a> {
+    rx: &'a Mutex<Receiver<Job>>,
+    voices: &'a VoiceStore,
+    vocab: &'a Vocab,
+    metrics: &'a Metrics,
+    factory: &'a ModelFactory,
+}
+
+impl Worker<'_> {
+    /// Serve jobs until the queue closes. A job that panics gets a 500, is counted,
+    /// and the model (whose state the panic may have left half-written) is rebuilt
+    /// and warmed; if that fails the worker stops (and `/health` says so once none
+    /// is left).
+    fn run(&self, mut model: Box<dyn Model + Send>) {
+        let metrics = self.metrics;
+        loop {
+            let job = {
+                let guard = self.rx.lock().unwrap_or_else(|p| p.into_inner());
+                match guard.recv() {
+                    Ok(j) => j,
+                    Err(_) => return,
+                }
+            };
+            metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            if job.reply.is_closed() {
+                metrics.cancelled_jobs.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
-        };
-        metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
-        if job.reply.is_closed() {
-            metrics.cancelled_jobs.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        let result = run_job(model, &job, voices, vocab, metrics);
-        let _ = job.reply.send(result);
-        if metrics.queue_depth.load(Ordering::Relaxed) == 0 {
-            // Idle: give the activation memory of that job back to the OS.
-            crate::release_memory();
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                run_job(model.as_mut(), &job, self.voices, self.vocab, metrics)
+            }));
+            let Ok(result) = result else {
+                metrics.worker_panics.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("inference worker panicked; replacing its model");
+                let _ = job
+                    .reply
+                    .send(Err(EngineError::failed("inference worker panicked")));
+                match (self.factory)().and_then(|mut m| {
+                    warm_up(m.as_mut(), self.voices, self.vocab)?;
+                    Ok(m)
+                }) {
+                    Ok(m) => model = m,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot rebuild the model");
+                        return;
+                    }
+                }
+                continue;
+            };
+            let _ = job.reply.send(result);
+            if metrics.queue_depth.load(Ordering::Relaxed) == 0 {
+                // Idle: give the activation memory of that job back to the OS.
+                crate::release_memory();
+            }
         }
     }
 }
@@ -332,6 +391,7 @@ pub async fn run(
             speech.speed,
         )
     };
+    let mut meter = speech.meter.clone();
     let mut pending_idx = next_text(0);
     let mut pending = pending_idx.map(submit);
     let mut phonemes = 0usize;
@@ -360,7 +420,12 @@ pub async fn run(
                 // Queue the next piece before post-processing this one.
                 pending_idx = next_text(i + 1);
                 pending = pending_idx.map(submit);
-                match result {
+                match result.and_then(|r| {
+                    meter
+                        .add_ids(r.stats.ids)
+                        .map(|()| r)
+                        .map_err(|e| EngineError::Synth(SynthError::OverBudget(e)))
+                }) {
                     Ok(r) => {
                         phonemes += r.phonemes.chars().count();
                         r.audio
@@ -372,6 +437,12 @@ pub async fn run(
                 }
             }
         };
+        if let Err(e) = meter.add_samples(audio.len()) {
+            let _ = tx
+                .send(Err(EngineError::Synth(SynthError::OverBudget(e))))
+                .await;
+            return;
+        }
         if tx.is_closed() {
             engine
                 .metrics

@@ -59,6 +59,9 @@ pub fn app(state: AppState) -> Router {
             Route::Health => get(health),
             Route::Status => get(status),
             Route::Metrics => get(metrics),
+            Route::Phonemize | Route::GenerateFromPhonemes if !state.config.dev_routes => {
+                continue;
+            }
             Route::Phonemize => post(phonemize),
             Route::GenerateFromPhonemes => post(generate_from_phonemes),
         };
@@ -108,7 +111,11 @@ impl FromRequest<AppState> for JsonBody {
             return Err(ApiError::unsupported_media_type().into());
         }
         let limit = state.config.max_body_bytes;
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        let deadline = state.config.limits.body;
+        let read = tokio::time::timeout(deadline, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| AppError(ApiError::body_timeout(deadline.as_secs_f64())))?;
+        let bytes = read.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError(ApiError::payload_too_large(limit))
             } else {
@@ -289,9 +296,14 @@ async fn voices(State(state): State<AppState>) -> Json<Value> {
     Json(kokoro_core::catalog::voices(|v| installed.contains(v)))
 }
 
-async fn health() -> Json<Value> {
-    // The engine is started (model loaded and warmed) before the server listens.
-    Json(json!({"status": "ok"}))
+/// The engine is started (model loaded and warmed) before the server listens; after
+/// that it is healthy while at least one inference worker runs.
+async fn health(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    let alive = state.engine.workers_alive();
+    if alive == 0 {
+        return Err(ApiError::no_workers().into());
+    }
+    Ok(Json(json!({"status": "ok", "workers": alive})))
 }
 
 async fn status(State(state): State<AppState>) -> Json<Value> {
@@ -303,9 +315,14 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
     let admitted = state.config.queue_capacity - state.admission.available_permits();
     Json(json!({
         "status": "ok",
-        "model": {"path": cfg.model.display().to_string(), "version": cfg.model_version},
+        // The file name only: an absolute path tells a client about the host.
+        "model": {
+            "file": cfg.model.file_name().map(|f| f.to_string_lossy()),
+            "version": cfg.model_version,
+        },
         "device": state.engine.device,
         "workers": cfg.workers,
+        "workers_alive": state.engine.workers_alive(),
         "intra_threads": cfg.intra_threads,
         "g2p_fallback": {
             "dictionary_and_model": kokoro_synth::g2p::fallback_data().is_some(),
@@ -333,9 +350,9 @@ fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, AppError> {
 
 fn check_fields(m: &serde_json::Map<String, Value>, allowed: &[&str]) -> Result<(), AppError> {
     if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
-        let shown: String = k.chars().take(64).collect();
+        let shown = kokoro_core::error::shown(k);
         return Err(ApiError::invalid(
-            k,
+            &shown,
             "unknown_parameter",
             format!("Unrecognized request argument supplied: {shown}"),
         )
@@ -398,7 +415,15 @@ async fn phonemize(State(state): State<AppState>, body: JsonBody) -> Result<Json
         Some(v) => kokoro_core::normalize::NormalizeOptions::from_value(v)?,
     };
     let normalized = kokoro_core::normalize::normalize(text, &opts).into_owned();
+    let budget = &state.engine.settings().budget;
+    let cost = kokoro_synth::budget::Cost {
+        pause_secs: 0.0,
+        text_chars: normalized.chars().count(),
+    };
+    budget.admit(&cost, 1.0)?;
+    let permit = admit(&state)?;
     let (ps, words) = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         kokoro_synth::g2p::phonemize_words(&normalized, lang, true)
     })
     .await
