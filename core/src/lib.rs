@@ -7,13 +7,15 @@
 //! - [`voice`]: the voice catalog and blend expressions (`af_bella(2)+af_sky(1)`).
 //! - [`normalize`]: English text normalization (numbers, money, dates, ...).
 //! - [`chunk`]: sentence-first chunking with a small first chunk.
-//! - [`vocab::Vocab`]: phoneme ids; [`cache_key::cache_key`]: stable cache keys.
+//! - [`vocab::Vocab`]: phoneme ids; [`cache_key::cache_key`]: stable cache keys;
+//!   [`cache_entry`]: the edge cache's entry format.
 //!
 //! This crate does no I/O and knows nothing of HTTP servers, async runtimes,
 //! ONNX Runtime or Spin. It builds for native targets and for `wasm32-wasip2`.
 
 pub mod assets;
 pub mod boundary;
+pub mod cache_entry;
 pub mod cache_key;
 pub mod catalog;
 pub mod chunk;

@@ -211,3 +211,38 @@ def test_the_api_key_rule_is_the_backend_s(url):
     finally:
         p.terminate()
         p.wait(timeout=10)
+
+
+def test_the_cache_keeps_one_copy_with_its_type_within_its_bound(url, tmp_path, fresh):
+    kv = tmp_path / "kv"
+    p, edge_url = start_edge("--backend-url", url, "--kv-dir", str(kv), "--kv-max-mib", "1", "--api-keys", "k", component="edge-spin.wasm")
+    auth = {"authorization": "Bearer k"}
+    try:
+        with httpx.Client(base_url=edge_url, timeout=120, headers=auth) as c:
+            sse = {"input": f"Events are cached as events, take {fresh}.", "stream_format": "sse", "response_format": "mp3"}
+            first = c.post("/v1/audio/speech", json=sse)
+            assert first.headers["x-cache"] == "miss" and first.headers["content-type"].startswith("text/event-stream")
+            hit = c.post("/v1/audio/speech", json=sse)
+            assert hit.headers["x-cache"] == "hit" and hit.content == first.content
+            assert hit.headers["content-type"].startswith("text/event-stream"), hit.headers
+            # Behind API keys a shared cache must not keep the answer.
+            assert hit.headers["cache-control"].startswith("private"), hit.headers
+            # One copy of the body: the request-as-sent key is a small alias.
+            sizes = sorted(f.stat().st_size for f in kv.iterdir() if not f.name.startswith("."))
+            assert len(sizes) == 2 and sizes[0] < 200 and sizes[1] > len(first.content), sizes
+            wav = {"input": f"A whole wave file, take {fresh}.", "response_format": "wav", "stream": False}
+            c.post("/v1/audio/speech", json=wav)
+            hit = c.post("/v1/audio/speech", json=wav)
+            assert hit.headers["x-cache"] == "hit" and hit.headers["content-type"] == "audio/wav"
+            # Fill past the 1 MiB bound: the store evicts and stays under it.
+            for i in range(6):
+                r = c.post("/v1/audio/speech", json={"input": f"{PARAGRAPH_FILL} Number {i}, take {fresh}.", "response_format": "wav", "stream": False})
+                assert r.status_code == 200
+            total = sum(f.stat().st_size for f in kv.iterdir())
+            assert total <= 1 << 20, total
+            assert c.post("/v1/audio/speech", json=wav).headers["x-cache"] == "miss"  # evicted first
+    finally:
+        p.kill()
+
+
+PARAGRAPH_FILL = "The store keeps what was asked for most recently and lets the oldest answers go when it is full."

@@ -204,7 +204,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             // would be compiled afresh in every instance), then the normalized request
             // ("5" and "five" share an entry). Fills go under both.
             let raw_key = kokoro_core::cache_key::raw_cache_key(&speech, &cfg.model_version);
-            let mut keys = vec![raw_key.clone()];
+            let mut fill = None;
             let mut hit = cache::get(&raw_key);
             if hit.is_none() && cache::enabled() {
                 let normalized =
@@ -212,25 +212,22 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                 let key =
                     kokoro_core::cache_key::cache_key(&speech, &normalized, &cfg.model_version);
                 hit = cache::get(&key);
-                if let Some(h) = &hit {
-                    cache::put(&raw_key, h, cfg.cache_ttl_secs);
+                if hit.is_some() {
+                    cache::put_alias(&raw_key, &key, cfg.cache_ttl_secs);
                 }
-                keys.push(key);
+                fill = Some(CacheFill { raw_key, key });
             }
             if let Some(hit) = hit {
                 return respond(
                     out,
                     200,
                     &[
-                        ("content-type", speech.format.content_type().to_string()),
+                        ("content-type", hit.content_type),
                         ("x-cache", "hit".into()),
-                        (
-                            "cache-control",
-                            format!("public, max-age={}", cfg.cache_ttl_secs),
-                        ),
+                        ("cache-control", cache_control(&cfg)),
                         ("x-request-id", rid),
                     ],
-                    hit,
+                    hit.body,
                 )
                 .await;
             }
@@ -243,7 +240,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                     return respond_error(out, &nn::unsupported(&speech), &rid).await;
                 }
             }
-            let store = cache::enabled().then_some(keys);
+            let store = fill.filter(|_| cache::enabled());
             forward(
                 &cfg,
                 Method::Post,
@@ -258,6 +255,24 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     }
 }
 
+/// Where a response goes in the cache: under its normalized key, with the key of
+/// the request as sent as an alias.
+struct CacheFill {
+    raw_key: String,
+    key: String,
+}
+
+/// A cached answer is the same for every client with the same request, but behind
+/// API keys a shared cache must not keep it (`private`).
+fn cache_control(cfg: &Config) -> String {
+    let scope = if cfg.api_keys.is_empty() {
+        "public"
+    } else {
+        "private"
+    };
+    format!("{scope}, max-age={}", cfg.cache_ttl_secs)
+}
+
 /// Forward to the backend and stream its answer back; with `cache_keys`, tee a
 /// complete 200 body into the cache (up to the configured size).
 async fn forward(
@@ -267,7 +282,7 @@ async fn forward(
     body: Option<Vec<u8>>,
     out: ResponseOutparam,
     rid: &str,
-    cache_keys: Option<Vec<String>>,
+    cache_keys: Option<CacheFill>,
 ) {
     let url = format!(
         "{}{}",
@@ -338,10 +353,15 @@ async fn forward(
             break;
         }
     }
-    if complete && let Some((keys, buf)) = tee {
-        for k in &keys {
-            cache::put(k, &buf, cfg.cache_ttl_secs);
-        }
+    if complete && let Some((fill, buf)) = tee {
+        let content_type = upstream
+            .get("content-type")
+            .into_iter()
+            .next()
+            .and_then(|v| String::from_utf8(v).ok())
+            .unwrap_or_else(|| "application/octet-stream".into());
+        cache::put(&fill.key, &content_type, &buf, cfg.cache_ttl_secs);
+        cache::put_alias(&fill.raw_key, &fill.key, cfg.cache_ttl_secs);
     }
 }
 

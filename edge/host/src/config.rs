@@ -4,7 +4,7 @@
 
 use crate::allow::authority_of;
 use crate::nn::NnDevice;
-use crate::spin::Kv;
+use crate::spin::{Backing, Kv};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +33,10 @@ pub struct Args {
     /// Keep the key-value store in memory instead.
     #[arg(long, env = "KOKORO_EDGE_KV_MEMORY")]
     kv_memory: bool,
+    /// Total size of the key-value store (directory or memory), MiB; the least
+    /// recently used entries go first.
+    #[arg(long, env = "KOKORO_EDGE_KV_MAX_MIB", default_value_t = 256)]
+    kv_max_mib: usize,
     /// Cache entry time-to-live, seconds.
     #[arg(long, env = "KOKORO_CACHE_TTL_SECS", default_value_t = 86_400)]
     cache_ttl_secs: u64,
@@ -71,6 +75,10 @@ pub struct Args {
     /// Seconds to wait for the component's response head.
     #[arg(long, env = "KOKORO_EDGE_TIMEOUT_SECS", default_value_t = 60)]
     timeout_secs: u64,
+    /// Longest a request's component may run in all, a stream included, seconds
+    /// (then it is stopped at the next epoch tick).
+    #[arg(long, env = "KOKORO_EDGE_MAX_RUN_SECS", default_value_t = 600)]
+    max_run_secs: u64,
     /// Forward the backend's `/dev/*` routes (off by default; the backend must
     /// serve them too, `--dev-routes` there).
     #[arg(long, env = "KOKORO_DEV_ROUTES")]
@@ -155,6 +163,7 @@ pub struct HostConfig {
     pub max_memory: usize,
     pub timeout: Duration,
     pub max_body_bytes: usize,
+    pub max_run: Duration,
     /// Time-outs and the connection cap.
     pub limits: kokoro_serve::Limits,
     pub nn: Option<NnConfig>,
@@ -269,16 +278,20 @@ impl Args {
         Ok(HostConfig {
             listen: self.listen,
             component: self.component.clone(),
-            kv: if self.kv_memory {
-                Kv::Memory(Default::default())
-            } else {
-                Kv::Dir(self.kv_dir.clone())
-            },
+            kv: Kv::new(
+                if self.kv_memory {
+                    Backing::Memory(Default::default())
+                } else {
+                    Backing::Dir(self.kv_dir.clone())
+                },
+                in_range("--kv-max-mib", self.kv_max_mib, 1, 1 << 20)? << 20,
+            ),
             env,
             allowed,
             max_memory,
             timeout: Duration::from_secs(self.timeout_secs),
             max_body_bytes,
+            max_run: Duration::from_secs(self.max_run_secs.max(self.timeout_secs)),
             limits,
             nn,
         })

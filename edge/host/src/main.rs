@@ -46,6 +46,9 @@ async fn main() -> Result<()> {
         .map_err(anyhow::Error::msg)
         .context("invalid configuration")?;
     let mut wasmtime_cfg = Config::new();
+    // Epoch interruption: a guest that spins is stopped at its time-out (see
+    // `server::Guard`); one thread advances the epoch.
+    wasmtime_cfg.epoch_interruption(true);
     if cfg.nn.is_none() {
         // Pooling allocator: instance memories come from a reused pool instead of a
         // fresh mapping per request (the component is instantiated for every request).
@@ -67,6 +70,7 @@ async fn main() -> Result<()> {
                 &nn_cfg.model,
                 nn_cfg.device,
                 nn_cfg.intra_threads,
+                cfg.max_memory,
             )?;
             tracing::info!(model = %nn_cfg.model.display(), device = ?nn_cfg.device, load_ms = t.elapsed().as_millis() as u64, "wasi-nn graph loaded");
             g
@@ -74,6 +78,16 @@ async fn main() -> Result<()> {
         None => nn::Graphs::default(),
     };
     let engine = w(Engine::new(&wasmtime_cfg))?;
+    let ticker = engine.clone();
+    std::thread::Builder::new()
+        .name("epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(server::EPOCH_TICK);
+                ticker.increment_epoch();
+            }
+        })
+        .context("cannot start the epoch thread")?;
     let t = std::time::Instant::now();
     let component = w(Component::from_file(&engine, &cfg.component)).with_context(|| {
         format!(
@@ -105,7 +119,10 @@ async fn main() -> Result<()> {
         warm: cfg.nn.is_some().then_some(warm_tx),
         graphs,
         preopen: cfg.nn.as_ref().map(|n| n.assets_dir.clone()),
-        kv: Arc::new(cfg.kv),
+        kv: {
+            tracing::info!(bytes = cfg.kv.total_bytes(), "key-value store indexed");
+            Arc::new(cfg.kv)
+        },
         variables: Arc::new(variables),
         env: cfg.env,
         allowed: Arc::new(cfg.allowed),
@@ -113,6 +130,7 @@ async fn main() -> Result<()> {
         timeout: cfg.timeout,
         max_body_bytes: cfg.max_body_bytes,
         body_timeout: cfg.limits.body,
+        max_run: cfg.max_run,
     });
     let rx = Arc::new(tokio::sync::Mutex::new(warm_rx));
     for i in 0..instances {

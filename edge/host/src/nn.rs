@@ -81,15 +81,19 @@ fn load_graph(model: &Path, device: NnDevice, intra_threads: usize) -> Result<Or
     })
 }
 
-/// The handle every instance's `load-by-name` gets.
-struct SharedGraph(Arc<OrtGraph>);
+/// The handle every instance's `load-by-name` gets, with that store's copy limit.
+struct SharedGraph {
+    graph: Arc<OrtGraph>,
+    limit: usize,
+}
 
 impl BackendGraph for SharedGraph {
     fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
         let ctx: Box<dyn BackendExecutionContext> = Box::new(OrtContext {
-            graph: self.0.clone(),
+            graph: self.graph.clone(),
             inputs: HashMap::new(),
             outputs: Vec::new(),
+            limit: self.limit,
         });
         Ok(ctx.into())
     }
@@ -99,6 +103,36 @@ struct OrtContext {
     graph: Arc<OrtGraph>,
     inputs: HashMap<String, Tensor>,
     outputs: Vec<NamedTensor>,
+    /// Bytes of tensors this context may hold on the host (inputs and outputs
+    /// together): the store's memory limit, so a guest cannot make the host copy
+    /// more than it may hold itself.
+    limit: usize,
+}
+
+impl OrtContext {
+    fn held(&self) -> usize {
+        let ins: usize = self.inputs.values().map(|t| t.data.len()).sum();
+        ins + self
+            .outputs
+            .iter()
+            .map(|t| t.tensor.data.len())
+            .sum::<usize>()
+    }
+
+    fn reserve(&self, more: usize, replacing: usize) -> Result<(), BackendError> {
+        fits(self.held(), replacing, more, self.limit)
+    }
+}
+
+/// Whether `more` bytes fit beside `held` (of which `replacing` go) under `limit`.
+fn fits(held: usize, replacing: usize, more: usize, limit: usize) -> Result<(), BackendError> {
+    let after = held.saturating_sub(replacing).saturating_add(more);
+    if after > limit {
+        return Err(backend_err(format!(
+            "tensors of {after} bytes exceed the instance's limit of {limit} bytes"
+        )));
+    }
+    Ok(())
 }
 
 fn elem_of(ty: TensorType) -> Option<TensorElementType> {
@@ -135,17 +169,16 @@ fn check(t: &Tensor, want: TensorElementType, rank: usize) -> Result<Vec<i64>, B
             t.dimensions.len()
         )));
     }
-    let count = t
+    let need = t
         .dimensions
         .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+        .try_fold(width(ty), |acc, &d| acc.checked_mul(d as usize))
         .ok_or_else(|| backend_err("tensor too large"))?;
-    if count.checked_mul(width(ty)) != Some(t.data.len()) {
+    if need != t.data.len() {
         return Err(backend_err(format!(
-            "tensor data is {} bytes; dimensions {:?} of {ty:?} need {}",
+            "tensor data is {} bytes; dimensions {:?} of {ty:?} need {need}",
             t.data.len(),
             t.dimensions,
-            count * width(ty)
         )));
     }
     Ok(t.dimensions.iter().map(|&d| i64::from(d)).collect())
@@ -212,6 +245,12 @@ impl OrtContext {
         self.outputs.clear();
         for name in &g.outputs {
             let v = &outputs[name.as_str()];
+            let elems = v
+                .shape()
+                .iter()
+                .try_fold(8usize, |acc, &d| acc.checked_mul(d.max(0) as usize))
+                .unwrap_or(usize::MAX);
+            self.reserve(elems, 0)?;
             let tensor = if let Ok((shape, data)) = v.try_extract_tensor::<f32>() {
                 Tensor {
                     dimensions: shape.iter().map(|&d| d.max(0) as u32).collect(),
@@ -242,6 +281,8 @@ impl BackendExecutionContext for OrtContext {
         if !self.graph.inputs.iter().any(|(n, ..)| *n == name) {
             return Err(backend_err(format!("unknown input '{name}'")));
         }
+        let replacing = self.inputs.get(&name).map_or(0, |t| t.data.len());
+        self.reserve(tensor.data.len(), replacing)?;
         self.inputs.insert(name, tensor.clone());
         Ok(())
     }
@@ -302,13 +343,19 @@ impl BackendInner for OnnxByName {
 pub struct Graphs(Arc<HashMap<String, Graph>>);
 
 impl Graphs {
-    /// Load `model` under `name`.
-    pub fn load(name: &str, model: &Path, device: NnDevice, intra_threads: usize) -> Result<Self> {
-        let g: Box<dyn BackendGraph> = Box::new(SharedGraph(Arc::new(load_graph(
-            model,
-            device,
-            intra_threads,
-        )?)));
+    /// Load `model` under `name`; an execution context may hold `limit` bytes of
+    /// tensors on the host (the instances' memory limit).
+    pub fn load(
+        name: &str,
+        model: &Path,
+        device: NnDevice,
+        intra_threads: usize,
+        limit: usize,
+    ) -> Result<Self> {
+        let g: Box<dyn BackendGraph> = Box::new(SharedGraph {
+            graph: Arc::new(load_graph(model, device, intra_threads)?),
+            limit,
+        });
         let mut map = HashMap::new();
         map.insert(name.to_string(), Graph::from(g));
         Ok(Self(Arc::new(map)))
@@ -356,6 +403,27 @@ mod tests {
             ..t
         };
         assert!(check(&half, TensorElementType::Float16, 2).is_err());
+        // Shapes whose byte count overflows are refused, not multiplied out.
+        let huge = Tensor {
+            dimensions: vec![1 << 31, 1 << 31],
+            ty: TensorType::I64,
+            data: vec![0; 16],
+        };
+        assert!(check(&huge, TensorElementType::Int64, 2).is_err());
+        let huge = Tensor {
+            dimensions: vec![u32::MAX, u32::MAX, u32::MAX],
+            ..huge
+        };
+        assert!(check(&huge, TensorElementType::Int64, 3).is_err());
+    }
+
+    #[test]
+    fn host_copies_are_bounded_by_the_instance_limit() {
+        assert!(fits(0, 0, 100, 100).is_ok());
+        assert!(fits(50, 0, 51, 100).is_err());
+        // Replacing an input counts its new size, not both.
+        assert!(fits(100, 100, 100, 100).is_ok());
+        assert!(fits(usize::MAX - 1, 0, 10, usize::MAX - 1).is_err());
     }
 
     #[test]

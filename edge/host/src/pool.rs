@@ -20,6 +20,8 @@ pub struct Job {
             wasmtime_wasi_http::p2::bindings::http::types::ErrorCode,
         >,
     >,
+    /// The request's stop switch (installed in the instance's store for the job).
+    pub guard: Arc<crate::server::Guard>,
 }
 
 /// One warm instance on its own thread and single-threaded runtime: inference
@@ -66,6 +68,7 @@ pub fn warm_worker(
                 let Some(job) = rx.lock().await.recv().await else {
                     return;
                 };
+                store.data_mut().guard = job.guard;
                 let served = async {
                     let req = w(store
                         .data_mut()

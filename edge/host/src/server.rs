@@ -39,7 +39,35 @@ pub struct State {
     limits: StoreLimits,
     spin: spin::SpinCtx,
     pub nn: wasmtime_wasi_nn::wit::WasiNnCtx,
+    /// Set when the request is abandoned (response-head time-out, the longest run
+    /// passed): the next epoch tick traps the guest.
+    pub guard: Arc<Guard>,
 }
+
+/// A request's stop switch, checked on every epoch tick while its guest runs.
+#[derive(Debug, Default)]
+pub struct Guard {
+    pub cancel: std::sync::atomic::AtomicBool,
+}
+
+impl Guard {
+    pub fn cancel(&self) {
+        self.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// What a store does at each epoch tick: trap once cancelled, else yield and
+    /// go on for another tick.
+    pub fn on_epoch(&self) -> wasmtime::UpdateDeadline {
+        if self.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            wasmtime::UpdateDeadline::Interrupt
+        } else {
+            wasmtime::UpdateDeadline::Yield(1)
+        }
+    }
+}
+
+/// How often the engine's epoch advances: the finest time-out granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(100);
 
 impl spin::HasSpin for State {
     fn spin(&mut self) -> spin::SpinView<'_> {
@@ -83,6 +111,8 @@ pub struct Server {
     pub timeout: Duration,
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
+    /// Longest a request's guest may run in all (a stream included).
+    pub max_run: Duration,
 }
 
 /// The contract's error envelope and headers (from `kokoro-core`, as everywhere else).
@@ -134,9 +164,14 @@ impl Server {
                     variables: self.variables.clone(),
                 },
                 nn: self.graphs.ctx(),
+                guard: Arc::new(Guard::default()),
             },
         );
         store.limiter(|s| &mut s.limits);
+        // Every tick the guest runs, check its switch; yield so a busy guest never
+        // holds a runtime thread for more than a tick.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| Ok(ctx.data().guard.on_epoch()));
         Ok(store)
     }
 
@@ -169,13 +204,26 @@ impl Server {
             Err(e) => return Ok(error_response(&e)),
         };
         let (sender, receiver) = tokio::sync::oneshot::channel();
+        let guard = Arc::new(Guard::default());
+        let g = guard.clone();
+        let max_run = self.max_run;
+        tokio::spawn(async move {
+            tokio::time::sleep(max_run).await;
+            g.cancel();
+        });
         if let Some(warm) = &self.warm {
-            if warm.try_send(Job { req, reply: sender }).is_err() {
+            let job = Job {
+                req,
+                reply: sender,
+                guard: guard.clone(),
+            };
+            if warm.try_send(job).is_err() {
                 return Ok(error_response(&ApiError::rate_limited()));
             }
-            return Ok(self.await_head(receiver, None).await);
+            return Ok(self.await_head(receiver, None, &guard).await);
         }
         let mut store = self.new_store()?;
+        store.data_mut().guard = guard.clone();
         let req = w(store
             .data_mut()
             .http()
@@ -189,7 +237,7 @@ impl Server {
                 .call_handle(store, req, out)
                 .await
         });
-        Ok(self.await_head(receiver, Some(task)).await)
+        Ok(self.await_head(receiver, Some(task), &guard).await)
     }
 
     /// Wait for the response head (with the time-out); errors in the contract's shape.
@@ -202,6 +250,7 @@ impl Server {
             >,
         >,
         task: Option<tokio::task::JoinHandle<wasmtime::Result<()>>>,
+        guard: &Guard,
     ) -> hyper::Response<HyperOutgoingBody> {
         match tokio::time::timeout(self.timeout, receiver).await {
             Ok(Ok(Ok(resp))) => resp,
@@ -222,6 +271,9 @@ impl Server {
                 error_response(&ApiError::internal())
             }
             Err(_) => {
+                // Stop the guest too: a warm instance would otherwise go on working
+                // for a client that has its 504.
+                guard.cancel();
                 if let Some(task) = task {
                     task.abort();
                 }
@@ -238,4 +290,54 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, limits: kokoro_se
     let svc = hyper::service::service_fn(move |req| server.clone().handle(req));
     let stats = Arc::new(kokoro_serve::Stats::default());
     kokoro_serve::serve(listener, limits, stats, svc, std::future::pending()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(module (func (export "spin") (loop br 0)))`, encoded by hand.
+    const SPIN: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+        0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
+        0x03, 0x02, 0x01, 0x00, // function 0 of type 0
+        0x07, 0x08, 0x01, 0x04, b's', b'p', b'i', b'n', 0x00, 0x00, // export "spin"
+        0x0a, 0x09, 0x01, 0x07, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, // loop br 0
+    ];
+
+    #[tokio::test]
+    async fn a_spinning_guest_is_stopped_when_its_request_is_cancelled() {
+        let mut cfg = wasmtime::Config::new();
+        cfg.epoch_interruption(true);
+        let engine = wasmtime::Engine::new(&cfg).unwrap();
+        let module = wasmtime::Module::new(&engine, SPIN).unwrap();
+        let guard = Arc::new(Guard::default());
+        let mut store = wasmtime::Store::new(&engine, guard.clone());
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| Ok(ctx.data().on_epoch()));
+        let ticker = engine.clone();
+        std::thread::spawn(move || {
+            for _ in 0..100 {
+                std::thread::sleep(EPOCH_TICK);
+                ticker.increment_epoch();
+            }
+        });
+        let instance = wasmtime::Instance::new_async(&mut store, &module, &[])
+            .await
+            .unwrap();
+        let spin = instance
+            .get_typed_func::<(), ()>(&mut store, "spin")
+            .unwrap();
+        let g = guard.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            g.cancel();
+        });
+        let t = std::time::Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(5), spin.call_async(&mut store, ()))
+            .await
+            .expect("the guest was stopped");
+        assert!(r.is_err(), "the spin loop ended by a trap");
+        assert!(t.elapsed() >= Duration::from_millis(300));
+    }
 }
