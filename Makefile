@@ -20,7 +20,7 @@ E2E_NN_ADDR ?= 127.0.0.1:13100
 ASSETS_DIR ?= $(or $(KOKORO_ASSETS_DIR),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/kokoro-edge,$(HOME)/.cache/kokoro-edge))
 NN_MODEL := $(ASSETS_DIR)/kokoro-v1.0.int8-fconv.onnx
 
-.PHONY: up up-wasi-nn loadtest soak caws-tools caws-validate caws-static caws-unit caws-mutation caws-contracts caws-integration caws-perf caws-gates caws-selftest caws-ci test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench
+.PHONY: fuzz up up-wasi-nn loadtest soak caws-tools caws-validate caws-static caws-unit caws-mutation caws-contracts caws-integration caws-perf caws-gates caws-selftest caws-ci test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench
 
 setup: toolchain sysdeps assets pydeps
 
@@ -153,6 +153,19 @@ caws-tools: pydeps .venv-caws/.installed
 	@rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
 	@rustup component list --toolchain nightly --installed | grep -q llvm-tools || \
 	  rustup component add llvm-tools-preview --toolchain nightly
+# Fuzzing (nightly + cargo-fuzz): each target for FUZZ_SECS, its finds added to
+# fuzz/corpus/<target> (commit the new ones; `make test` replays them).
+FUZZ_SECS ?= 120
+FUZZ_TARGETS := request normalize markup voice chunk g2p
+CARGO_FUZZ_VERSION := 0.13.2
+fuzz:
+	@command -v cargo-fuzz >/dev/null && cargo fuzz --version | grep -q "$(CARGO_FUZZ_VERSION)" || \
+	  $(CARGO) install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+	@rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t ($(FUZZ_SECS) s)"; \
+	  cargo +nightly fuzz run --fuzz-dir fuzz $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 2>&1 | tail -4 || exit 1; \
+	done
 caws-validate:
 	$(CARGO) xtask caws validate
 caws-static: caws-tools

@@ -17,6 +17,8 @@
 pub mod budget;
 pub mod encode;
 pub mod fake;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod g2p;
 pub mod loudness;
 pub mod pipeline;

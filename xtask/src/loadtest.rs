@@ -557,13 +557,18 @@ fn print_table(r: &Value) {
     );
 }
 
-/// A bounded soak: `vus` streams for `secs` seconds; zero errors and RSS drift < 5%
-/// between the first and the last quarter of the run.
+/// The soak's RSS ceiling per process.
+const SOAK_PEAK_MB: f64 = 600.0;
+
+/// A bounded soak: `vus` streams for `secs` seconds beside one client of costly and
+/// malformed requests (each must get its error); zero failed requests, RSS peak
+/// under [`SOAK_PEAK_MB`] and drift < 5% between the first and the last quarter.
 fn soak(o: &Options, secs: u64, _b: &Budgets) -> Result<(), String> {
     let env = vec![
         ("BACKEND_URL", o.backend.clone()),
         ("VUS", o.soak_vus.to_string()),
         ("DURATION", format!("{secs}s")),
+        ("ABUSE", "1".to_string()),
     ];
     let (r, samples) = sampled(&o.pids, || k6(o, "loadtest/ramp.js", &env, "soak"));
     let (ok, v, wall) = r?;
@@ -585,7 +590,13 @@ fn soak(o: &Options, secs: u64, _b: &Budgets) -> Result<(), String> {
         if drift > 0.05 {
             failures.push(format!("{name}: RSS drift {:.1}%", drift * 100.0));
         }
-        report.push(json!({"name": name, "first_quarter_mb": first / 1024.0, "last_quarter_mb": last / 1024.0, "drift": drift}));
+        let peak = s.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
+        if peak > SOAK_PEAK_MB {
+            failures.push(format!(
+                "{name}: RSS peak {peak:.0} MB over {SOAK_PEAK_MB} MB"
+            ));
+        }
+        report.push(json!({"name": name, "first_quarter_mb": first / 1024.0, "last_quarter_mb": last / 1024.0, "drift": drift, "peak_mb": peak}));
     }
     let result = json!({
         "machine": machine(), "wall_s": wall, "streams": o.soak_vus,
