@@ -145,6 +145,11 @@ pub fn synthesize(
         // the last ~0.1 s for some lengths, int8 and float alike). Zero them: they
         // would crash LAME's assertions and poison loudness measurement.
         stats.nonfinite += sanitize(&mut out);
+        // Each call pads its audio with silence; between two calls of one piece keep
+        // only the pause that fits the cut (after punctuation, or a word gap), or a
+        // slow piece split into many calls would pause every few words.
+        let (lead, tail) = edge_silence(piece);
+        trim_silence(&mut out, lead, tail);
         audio.extend(out);
     }
     let (lead, tail) = edge_silence(phonemes);
