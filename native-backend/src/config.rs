@@ -278,23 +278,12 @@ impl ServeArgs {
         if self.max_body_bytes < 1024 {
             return Err("--max-body-bytes must be at least 1024".into());
         }
-        let secs = |name: &str, v: f64| {
-            if (0.05..=3600.0).contains(&v) {
-                Ok(std::time::Duration::from_secs_f64(v))
-            } else {
-                Err(format!("--{name} must be between 0.05 and 3600 seconds"))
-            }
-        };
-        if self.max_connections == 0 {
-            return Err("--max-connections must be at least 1".into());
-        }
-        let limits = kokoro_serve::Limits {
-            header: secs("header-timeout-secs", self.header_timeout_secs)?,
-            body: secs("body-timeout-secs", self.body_timeout_secs)?,
-            write: secs("write-timeout-secs", self.write_timeout_secs)?,
-            max_connections: self.max_connections,
-            ..Default::default()
-        };
+        let limits = kokoro_serve::Limits::from_flags(
+            self.header_timeout_secs,
+            self.body_timeout_secs,
+            self.write_timeout_secs,
+            self.max_connections,
+        )?;
         Ok(Config {
             listen: self.listen,
             api_keys: self

@@ -72,6 +72,34 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Limits from the servers' flags (seconds), each time-out in [0.05, 3600] s.
+    pub fn from_flags(
+        header_secs: f64,
+        body_secs: f64,
+        write_secs: f64,
+        max_connections: usize,
+    ) -> Result<Self, String> {
+        let secs = |name: &str, v: f64| {
+            if (0.05..=3600.0).contains(&v) {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(format!("--{name} must be between 0.05 and 3600 seconds"))
+            }
+        };
+        if max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
+        }
+        Ok(Self {
+            header: secs("header-timeout-secs", header_secs)?,
+            body: secs("body-timeout-secs", body_secs)?,
+            write: secs("write-timeout-secs", write_secs)?,
+            max_connections,
+            ..Self::default()
+        })
+    }
+}
+
 /// What the loop counts, for metrics.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -193,19 +221,27 @@ impl Read for Deadline {
     }
 }
 
-impl Write for Deadline {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.io).poll_write(cx, buf) {
+impl Deadline {
+    /// A write step's result: progress disarms the deadline, `Pending` arms it.
+    fn progress<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match r {
             Poll::Pending => self.check(cx).map(Err),
             done => {
                 self.stalled = None;
                 done
             }
         }
+    }
+}
+
+impl Write for Deadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.progress(cx, r)
     }
 
     fn poll_write_vectored(
@@ -213,13 +249,8 @@ impl Write for Deadline {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
-            Poll::Pending => self.check(cx).map(Err),
-            done => {
-                self.stalled = None;
-                done
-            }
-        }
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.progress(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -227,13 +258,8 @@ impl Write for Deadline {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match Pin::new(&mut self.io).poll_flush(cx) {
-            Poll::Pending => self.check(cx).map(Err),
-            done => {
-                self.stalled = None;
-                done
-            }
-        }
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.progress(cx, r)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -289,6 +315,26 @@ mod tests {
                 Err(_) => return false,
             }
         }
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        let l = Limits::from_flags(1.5, 2.0, 3.0, 9).unwrap();
+        assert_eq!(
+            (l.header, l.max_connections),
+            (Duration::from_millis(1500), 9)
+        );
+        assert!(
+            Limits::from_flags(0.0, 2.0, 3.0, 9)
+                .unwrap_err()
+                .contains("header")
+        );
+        assert!(
+            Limits::from_flags(1.0, 2.0, 1e9, 9)
+                .unwrap_err()
+                .contains("write")
+        );
+        assert!(Limits::from_flags(1.0, 2.0, 3.0, 0).is_err());
     }
 
     #[tokio::test]

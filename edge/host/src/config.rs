@@ -195,20 +195,12 @@ impl Args {
         if self.timeout_secs == 0 {
             return Err("--timeout-secs must be at least 1".into());
         }
-        let secs = |name: &str, v: f64| {
-            if (0.05..=3600.0).contains(&v) {
-                Ok(Duration::from_secs_f64(v))
-            } else {
-                Err(format!("--{name} must be between 0.05 and 3600 seconds"))
-            }
-        };
-        let limits = kokoro_serve::Limits {
-            header: secs("header-timeout-secs", self.header_timeout_secs)?,
-            body: secs("body-timeout-secs", self.body_timeout_secs)?,
-            write: secs("write-timeout-secs", self.write_timeout_secs)?,
-            max_connections: in_range("--max-connections", self.max_connections, 1, 1 << 20)?,
-            ..Default::default()
-        };
+        let limits = kokoro_serve::Limits::from_flags(
+            self.header_timeout_secs,
+            self.body_timeout_secs,
+            self.write_timeout_secs,
+            self.max_connections,
+        )?;
         let max_body_bytes = in_range("--max-body-bytes", self.max_body_bytes, 1024, 16 << 20)?;
         let mut env = vec![
             ("KOKORO_BACKEND_URL".to_string(), self.backend_url.clone()),
