@@ -137,6 +137,29 @@ impl VoiceBlend {
     }
 }
 
+/// Weights in steps of 1/10,000 that sum to exactly 10,000 steps (the largest term
+/// takes the rounding remainder), so the canonical form, printed to four decimals,
+/// parses back to itself (a fuzz finding: `af_bella(3)+..` printed 0.5000, whose
+/// re-parse normalized over 1.0001 and printed 0.4999).
+fn quantized(terms: &[(&'static str, f32)]) -> Vec<(&'static str, f32)> {
+    const STEPS: i64 = 10_000;
+    let total: f64 = terms.iter().map(|(_, w)| f64::from(*w)).sum();
+    let mut q: Vec<i64> = terms
+        .iter()
+        .map(|(_, w)| ((f64::from(*w) / total) * STEPS as f64).round() as i64)
+        .collect();
+    let rest = STEPS - q.iter().sum::<i64>();
+    if let Some(big) = (0..q.len()).max_by_key(|&i| q[i]) {
+        q[big] += rest;
+    }
+    terms
+        .iter()
+        .zip(q)
+        .filter(|(_, q)| *q > 0)
+        .map(|(&(n, _), q)| (n, q as f32 / STEPS as f32))
+        .collect()
+}
+
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::invalid("voice", "invalid_voice", message)
 }
@@ -201,12 +224,10 @@ pub fn parse_voice(expr: &str) -> Result<VoiceBlend, ApiError> {
             None => terms.push((resolved, weight)),
         }
     }
-    let total: f32 = terms.iter().map(|(_, w)| w).sum();
-    for t in &mut terms {
-        t.1 /= total;
-    }
     terms.sort_by(|a, b| a.0.cmp(b.0));
-    Ok(VoiceBlend { terms })
+    Ok(VoiceBlend {
+        terms: quantized(&terms),
+    })
 }
 
 #[cfg(test)]
@@ -219,7 +240,8 @@ mod tests {
         assert_eq!(b.terms().len(), want.len(), "{expr}");
         for ((n, w), (wn, ww)) in b.terms().iter().zip(want) {
             assert_eq!(n, wn, "{expr}");
-            assert!((w - ww).abs() < 1e-5, "{expr}: {w} vs {ww}");
+            // Weights are kept in steps of 1/10,000.
+            assert!((w - ww).abs() < 5e-4, "{expr}: {w} vs {ww}");
         }
     }
 
@@ -267,6 +289,19 @@ mod tests {
         err("(2)", "invalid_voice");
         err("af_bella+".repeat(9).trim_end_matches('+'), "invalid_voice");
         err(&"a".repeat(300), "invalid_voice");
+    }
+
+    #[test]
+    fn the_canonical_form_parses_back_to_itself() {
+        for expr in [
+            "jf_gongitsune+coral+af_bella(1)+af_bella(1)+af_bella+bf_lily",
+            "af_bella(2)+af_sky(1)",
+            "af_sky(0.0001)+af_bella(1000)",
+            "af_bella(1)+af_sky(1)+af_heart(1)",
+        ] {
+            let c = parse_voice(expr).unwrap().canonical();
+            assert_eq!(parse_voice(&c).unwrap().canonical(), c, "{expr}");
+        }
     }
 
     #[test]

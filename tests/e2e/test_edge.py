@@ -246,3 +246,18 @@ def test_the_cache_keeps_one_copy_with_its_type_within_its_bound(url, tmp_path, 
 
 
 PARAGRAPH_FILL = "The store keeps what was asked for most recently and lets the oldest answers go when it is full."
+
+
+def test_dev_routes_are_forwarded_only_when_enabled(url):
+    # The suite's backend serves /dev/* (make starts it with --dev-routes); an edge
+    # started without the flag must not forward them.
+    assert httpx.post(f"{url}/dev/phonemize", json={"text": "hi"}, timeout=30).status_code == 200
+    p, edge_url = start_edge("--backend-url", url, "--kv-memory", component="edge-spin.wasm")
+    try:
+        for path, body in [("/dev/phonemize", {"text": "hi"}), ("/dev/generate_from_phonemes", {"phonemes": "hˈI"})]:
+            r = httpx.post(f"{edge_url}{path}", json=body, timeout=30)
+            assert r.status_code == 404, (path, r.status_code, r.text[:200])
+            assert r.json()["error"]["code"] == "not_found"
+        assert httpx.post(f"{edge_url}/v1/audio/speech", json={"input": "Still speaks.", "stream": False}, timeout=60).status_code == 200
+    finally:
+        p.kill()

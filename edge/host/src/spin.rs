@@ -396,6 +396,30 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_writers_of_one_key_never_collide() {
+        let dir = std::env::temp_dir().join(format!("kokoro-kv-race-{}", std::process::id()));
+        let kv = Arc::new(Kv::new(Backing::Dir(dir.clone()), 1 << 24));
+        let far = unix_now() + 3600;
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let kv = kv.clone();
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|_| kv.set("same", &entry(far, 1000 + i)))
+                        .filter(Result::is_err)
+                        .count()
+                })
+            })
+            .collect();
+        let failed: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert_eq!(failed, 0, "a writer lost its temp file to another");
+        let v = kv.get("same").unwrap().unwrap();
+        assert!((1000..1008).contains(&(v.len() - 10 - "audio/wav".len())));
+        assert_eq!(kv.keys().unwrap(), ["same"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn expired_entries_are_swept_and_a_directory_is_reindexed() {
         let dir = std::env::temp_dir().join(format!("kokoro-kv-sweep-{}", std::process::id()));
         let kv = Kv::new(Backing::Dir(dir.clone()), 1 << 20);
