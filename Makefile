@@ -153,18 +153,24 @@ caws-tools: pydeps .venv-caws/.installed
 	@rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
 	@rustup component list --toolchain nightly --installed | grep -q llvm-tools || \
 	  rustup component add llvm-tools-preview --toolchain nightly
-# Fuzzing (nightly + cargo-fuzz): each target for FUZZ_SECS, its finds added to
-# fuzz/corpus/<target> (commit the new ones; `make test` replays them).
+# Fuzzing (nightly + cargo-fuzz): each target for FUZZ_SECS, from its committed
+# corpus; what adds coverage is merged into fuzz/corpus/<target> (commit it: `make
+# test` replays the corpus); a crash stops here with its input in fuzz/artifacts.
 FUZZ_SECS ?= 120
 FUZZ_TARGETS := request normalize markup voice chunk g2p
 CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_FLAGS := -max_len=4096 -timeout=10 -rss_limit_mb=2048
 fuzz:
 	@command -v cargo-fuzz >/dev/null && cargo fuzz --version | grep -q "$(CARGO_FUZZ_VERSION)" || \
 	  $(CARGO) install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION)
 	@rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
 	@for t in $(FUZZ_TARGETS); do \
+	  new=$$(mktemp -d); \
 	  echo "== fuzz $$t ($(FUZZ_SECS) s)"; \
-	  cargo +nightly fuzz run --fuzz-dir fuzz $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 2>&1 | tail -4 || exit 1; \
+	  cargo +nightly fuzz run --fuzz-dir fuzz $$t $$new fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECS) $(FUZZ_FLAGS) 2>&1 | grep -E '^Done|^#[0-9]+ +DONE' ; \
+	  test -z "$$(ls fuzz/artifacts/$$t 2>/dev/null)" || { echo "fuzz $$t: finding in fuzz/artifacts/$$t"; exit 1; }; \
+	  cargo +nightly fuzz run --fuzz-dir fuzz $$t fuzz/corpus/$$t $$new -- -merge=1 -set_cover_merge=1 $(FUZZ_FLAGS) 2>&1 | grep -E 'MERGE-OUTER: [0-9]+ new files'; \
+	  rm -rf $$new; \
 	done
 caws-validate:
 	$(CARGO) xtask caws validate
