@@ -217,8 +217,25 @@ async fn every_speech_mistake_gets_its_contract_error() {
 #[tokio::test]
 async fn routes_methods_and_ids() {
     let s = state(DEFAULT);
-    let (st, _, b) = send(&s, get("/nope")).await;
+    let (st, h, b) = send(&s, get("/nope")).await;
     assert_error(st, &b, 404, "not_found", None);
+    assert!(
+        h.get(header::CONNECTION).is_none(),
+        "no body, the connection stays"
+    );
+    // An error before the body is read: the client is told the connection closes.
+    let with_length = Request::post("/nope")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, "8")
+        .body(Body::from("{\"a\": 1}"))
+        .unwrap();
+    let (st, h, _) = send(&s, with_length).await;
+    assert_eq!(
+        (st.as_u16(), h[header::CONNECTION].to_str().unwrap()),
+        (404, "close")
+    );
+    let (st, h, _) = send(&s, speech(json!({"input": "Fine."}))).await;
+    assert!(st == 200 && h.get(header::CONNECTION).is_none());
     let (st, _, b) = send(&s, get("/v1/audio/speech")).await;
     assert_error(st, &b, 405, "method_not_allowed", None);
     let (st, _, b) = send(&s, post_json("/health", "{}")).await;

@@ -134,3 +134,31 @@ def test_unknown_words_are_spoken_in_the_sandbox_too(nn, http):
     assert extra > 2 * 24000 * 1, f"only {extra / 48000:.2f} s more audio for four names"
     native = speech(http, input="Kokoro runs on Kubernetes with PostgreSQL and Nguyen.")
     assert native.content == names.content
+
+
+def test_a_504_stops_the_warm_instance_s_work():
+    """The warm instance that took a request whose head timed out is stopped (epoch
+    interruption), so the next request does not wait behind synthesis nobody reads."""
+    import pathlib
+    import subprocess
+    from test_edge import free_port, start_edge
+
+    assets = pathlib.Path(os.environ.get("KOKORO_ASSETS_DIR") or pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "kokoro-edge")
+    model = assets / "kokoro-v1.0.int8-fconv.onnx"
+    p, url = start_edge("--nn-model", str(model), "--timeout-secs", "8", "--backend-url", f"http://127.0.0.1:{free_port()}", component="edge-nn.wasm")
+    try:
+        with httpx.Client(base_url=url, timeout=120) as c:
+            assert speech(c, input="Ready now.").status_code == 200  # warm
+            long = " ".join(["The warm instance reads this long paragraph to nobody at all."] * 30)
+            t0 = time.monotonic()
+            r = speech(c, input=long)
+            assert r.status_code == 504 and r.json()["error"]["code"] == "upstream_timeout", r.text[:200]
+            assert time.monotonic() - t0 < 12
+            # ~110 s of audio: ~30 s more of synthesis on 2 cores had the instance kept
+            # going, and this request would wait behind it (504 again). A fresh
+            # instance answers it, its dictionaries loaded anew, within the time-out.
+            t1 = time.monotonic()
+            r = speech(c, input="Next, please.")
+            assert r.status_code == 200, (r.text[:200], time.monotonic() - t1)
+    finally:
+        p.kill()

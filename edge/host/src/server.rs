@@ -201,7 +201,15 @@ impl Server {
     ) -> Result<hyper::Response<HyperOutgoingBody>> {
         let req = match self.read_body(req).await {
             Ok(r) => r,
-            Err(e) => return Ok(error_response(&e)),
+            Err(e) => {
+                // The rest of the body is never read: the connection closes.
+                let mut resp = error_response(&e);
+                resp.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+                return Ok(resp);
+            }
         };
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let guard = Arc::new(Guard::default());

@@ -77,6 +77,24 @@ pub async fn retry_after(State(state): State<AppState>, req: Request, next: Next
     resp
 }
 
+/// An error may be answered before the request body is read (413, 404, 401); hyper
+/// then closes the connection rather than read the rest, and a client that sent its
+/// next request on it meanwhile gets a reset (seen in the soak: 0.3% of abusive
+/// requests). Saying `Connection: close` on such answers tells the client first.
+pub async fn close_after_error_with_body(req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let has_body = h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    let mut resp = next.run(req).await;
+    if has_body && resp.status().as_u16() >= 400 {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
 /// Count every request by method, matched route and status; time to response head.
 pub async fn metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();

@@ -84,6 +84,9 @@ pub fn app(state: AppState) -> Router {
             middleware::metrics,
         ))
         .layer(axum::middleware::from_fn(middleware::request_id))
+        .layer(axum::middleware::from_fn(
+            middleware::close_after_error_with_body,
+        ))
         .with_state(state)
 }
 
