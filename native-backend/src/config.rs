@@ -103,20 +103,8 @@ pub struct ServeArgs {
     /// When on they take an admission permit like speech.
     #[arg(long, env = "KOKORO_DEV_ROUTES")]
     pub dev_routes: bool,
-    /// Seconds to receive a request head, counted from connection open or from the
-    /// end of the previous response (so it also closes idle kept-alive connections).
-    #[arg(long, env = "KOKORO_HEADER_TIMEOUT_SECS", default_value_t = 10.0)]
-    pub header_timeout_secs: f64,
-    /// Seconds to receive a whole request body (then 408).
-    #[arg(long, env = "KOKORO_BODY_TIMEOUT_SECS", default_value_t = 30.0)]
-    pub body_timeout_secs: f64,
-    /// Seconds a response write may make no progress (a client that stopped
-    /// reading) before the connection is closed and its synthesis stopped.
-    #[arg(long, env = "KOKORO_WRITE_TIMEOUT_SECS", default_value_t = 30.0)]
-    pub write_timeout_secs: f64,
-    /// Open connections at most; more are closed at accept.
-    #[arg(long, env = "KOKORO_MAX_CONNECTIONS", default_value_t = 256)]
-    pub max_connections: usize,
+    #[command(flatten)]
+    pub connections: kokoro_serve::Flags,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -278,12 +266,7 @@ impl ServeArgs {
         if self.max_body_bytes < 1024 {
             return Err("--max-body-bytes must be at least 1024".into());
         }
-        let limits = kokoro_serve::Limits::from_flags(
-            self.header_timeout_secs,
-            self.body_timeout_secs,
-            self.write_timeout_secs,
-            self.max_connections,
-        )?;
+        let limits = self.connections.limits()?;
         Ok(Config {
             listen: self.listen,
             api_keys: self

@@ -72,14 +72,28 @@ impl Default for Limits {
     }
 }
 
-impl Limits {
-    /// Limits from the servers' flags (seconds), each time-out in [0.05, 3600] s.
-    pub fn from_flags(
-        header_secs: f64,
-        body_secs: f64,
-        write_secs: f64,
-        max_connections: usize,
-    ) -> Result<Self, String> {
+/// The connection flags both servers take (flattened into their own).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Flags {
+    /// Seconds to receive a request head, counted from connection open or from the
+    /// end of the previous response (so it also closes idle kept-alive connections).
+    #[arg(long, env = "KOKORO_HEADER_TIMEOUT_SECS", default_value_t = 10.0)]
+    pub header_timeout_secs: f64,
+    /// Seconds to receive a whole request body (then 408).
+    #[arg(long, env = "KOKORO_BODY_TIMEOUT_SECS", default_value_t = 30.0)]
+    pub body_timeout_secs: f64,
+    /// Seconds a response write may make no progress (a client that stopped
+    /// reading) before the connection is closed and its work stopped.
+    #[arg(long, env = "KOKORO_WRITE_TIMEOUT_SECS", default_value_t = 30.0)]
+    pub write_timeout_secs: f64,
+    /// Open connections at most; more are closed at accept.
+    #[arg(long, env = "KOKORO_MAX_CONNECTIONS", default_value_t = 256)]
+    pub max_connections: usize,
+}
+
+impl Flags {
+    /// The limits, each time-out checked to be in [0.05, 3600] s.
+    pub fn limits(&self) -> Result<Limits, String> {
         let secs = |name: &str, v: f64| {
             if (0.05..=3600.0).contains(&v) {
                 Ok(Duration::from_secs_f64(v))
@@ -87,15 +101,15 @@ impl Limits {
                 Err(format!("--{name} must be between 0.05 and 3600 seconds"))
             }
         };
-        if max_connections == 0 {
+        if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
         }
-        Ok(Self {
-            header: secs("header-timeout-secs", header_secs)?,
-            body: secs("body-timeout-secs", body_secs)?,
-            write: secs("write-timeout-secs", write_secs)?,
-            max_connections,
-            ..Self::default()
+        Ok(Limits {
+            header: secs("header-timeout-secs", self.header_timeout_secs)?,
+            body: secs("body-timeout-secs", self.body_timeout_secs)?,
+            write: secs("write-timeout-secs", self.write_timeout_secs)?,
+            max_connections: self.max_connections,
+            ..Limits::default()
         })
     }
 }
@@ -319,22 +333,23 @@ mod tests {
 
     #[test]
     fn flags_are_checked() {
-        let l = Limits::from_flags(1.5, 2.0, 3.0, 9).unwrap();
+        let f = |h, b, w, n| {
+            Flags {
+                header_timeout_secs: h,
+                body_timeout_secs: b,
+                write_timeout_secs: w,
+                max_connections: n,
+            }
+            .limits()
+        };
+        let l = f(1.5, 2.0, 3.0, 9).unwrap();
         assert_eq!(
             (l.header, l.max_connections),
             (Duration::from_millis(1500), 9)
         );
-        assert!(
-            Limits::from_flags(0.0, 2.0, 3.0, 9)
-                .unwrap_err()
-                .contains("header")
-        );
-        assert!(
-            Limits::from_flags(1.0, 2.0, 1e9, 9)
-                .unwrap_err()
-                .contains("write")
-        );
-        assert!(Limits::from_flags(1.0, 2.0, 3.0, 0).is_err());
+        assert!(f(0.0, 2.0, 3.0, 9).unwrap_err().contains("header"));
+        assert!(f(1.0, 2.0, 1e9, 9).unwrap_err().contains("write"));
+        assert!(f(1.0, 2.0, 3.0, 0).is_err());
     }
 
     #[tokio::test]

@@ -86,19 +86,8 @@ pub struct Args {
     /// Largest request body in bytes (read by the host before the component runs).
     #[arg(long, env = "KOKORO_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     max_body_bytes: usize,
-    /// Seconds to receive a request head, counted from connection open or from the
-    /// end of the previous response (so it also closes idle kept-alive connections).
-    #[arg(long, env = "KOKORO_HEADER_TIMEOUT_SECS", default_value_t = 10.0)]
-    header_timeout_secs: f64,
-    /// Seconds to receive a whole request body (then 408).
-    #[arg(long, env = "KOKORO_BODY_TIMEOUT_SECS", default_value_t = 30.0)]
-    body_timeout_secs: f64,
-    /// Seconds a response write may make no progress (a client that stopped reading).
-    #[arg(long, env = "KOKORO_WRITE_TIMEOUT_SECS", default_value_t = 30.0)]
-    write_timeout_secs: f64,
-    /// Open connections at most; more are closed at accept.
-    #[arg(long, env = "KOKORO_MAX_CONNECTIONS", default_value_t = 256)]
-    max_connections: usize,
+    #[command(flatten)]
+    pub connections: kokoro_serve::Flags,
     /// wasi-nn mode: load this ONNX model once and offer it to the component as the
     /// graph `--nn-graph` (serve the component's `wasi-nn` build, target/edge-nn.wasm).
     #[arg(long, env = "KOKORO_EDGE_NN_MODEL")]
@@ -195,12 +184,7 @@ impl Args {
         if self.timeout_secs == 0 {
             return Err("--timeout-secs must be at least 1".into());
         }
-        let limits = kokoro_serve::Limits::from_flags(
-            self.header_timeout_secs,
-            self.body_timeout_secs,
-            self.write_timeout_secs,
-            self.max_connections,
-        )?;
+        let limits = self.connections.limits()?;
         let max_body_bytes = in_range("--max-body-bytes", self.max_body_bytes, 1024, 16 << 20)?;
         let mut env = vec![
             ("KOKORO_BACKEND_URL".to_string(), self.backend_url.clone()),
