@@ -84,8 +84,8 @@ pub struct Speech {
     pub speed: f32,
     pub format: AudioFormat,
     pub stream: bool,
-    /// What the request may still make (ids, samples) while it runs.
-    pub meter: Meter,
+    /// What the request may make; each run meters itself against it.
+    pub budget: Budget,
 }
 
 /// The checks every request passes before any work: a language this build can
@@ -111,7 +111,7 @@ pub fn prepare(
     settings.budget.admit(&Cost::of(&pieces), req.speed)?;
     Ok(Speech {
         pieces,
-        meter: settings.budget.meter(),
+        budget: settings.budget,
         lang: req.lang,
         voice: req.voice.clone(),
         speed: req.speed,
@@ -268,7 +268,7 @@ impl<'a> Run<'a> {
             .map_err(SynthError::Failed)?;
         Ok(Self {
             speech,
-            meter: speech.meter.clone(),
+            meter: speech.budget.meter(),
             tables,
             encoders,
             output,

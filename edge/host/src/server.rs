@@ -44,21 +44,35 @@ pub struct State {
     pub guard: Arc<Guard>,
 }
 
-/// A request's stop switch, checked on every epoch tick while its guest runs.
+/// A request's stop switch, checked on every epoch tick while its guest runs:
+/// cancelled (a 504), or past its longest run.
 #[derive(Debug, Default)]
 pub struct Guard {
     pub cancel: std::sync::atomic::AtomicBool,
+    deadline: Option<std::time::Instant>,
 }
 
 impl Guard {
+    /// A guard whose guest is stopped at `deadline` at the latest.
+    pub fn until(deadline: std::time::Instant) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..Self::default()
+        }
+    }
+
     pub fn cancel(&self) {
         self.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// What a store does at each epoch tick: trap once cancelled, else yield and
-    /// go on for another tick.
+    /// What a store does at each epoch tick: trap once cancelled or past the
+    /// deadline, else yield and go on for another tick.
     pub fn on_epoch(&self) -> wasmtime::UpdateDeadline {
-        if self.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.cancel.load(std::sync::atomic::Ordering::SeqCst)
+            || self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+        {
             wasmtime::UpdateDeadline::Interrupt
         } else {
             wasmtime::UpdateDeadline::Yield(1)
@@ -212,13 +226,7 @@ impl Server {
             }
         };
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let guard = Arc::new(Guard::default());
-        let g = guard.clone();
-        let max_run = self.max_run;
-        tokio::spawn(async move {
-            tokio::time::sleep(max_run).await;
-            g.cancel();
-        });
+        let guard = Arc::new(Guard::until(std::time::Instant::now() + self.max_run));
         if let Some(warm) = &self.warm {
             let job = Job {
                 req,
@@ -347,5 +355,16 @@ mod tests {
             .expect("the guest was stopped");
         assert!(r.is_err(), "the spin loop ended by a trap");
         assert!(t.elapsed() >= Duration::from_millis(300));
+        // The longest run ends a guest without a cancel.
+        let past = Guard::until(std::time::Instant::now());
+        assert!(matches!(
+            past.on_epoch(),
+            wasmtime::UpdateDeadline::Interrupt
+        ));
+        let later = Guard::until(std::time::Instant::now() + Duration::from_secs(60));
+        assert!(matches!(
+            later.on_epoch(),
+            wasmtime::UpdateDeadline::Yield(1)
+        ));
     }
 }

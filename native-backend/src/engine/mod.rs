@@ -116,11 +116,7 @@ impl Engine {
             std::thread::Builder::new()
                 .name(format!("kokoro-worker-{i}"))
                 .spawn(move || {
-                    let model = factory().and_then(|mut m| {
-                        warm_up(m.as_mut(), &voices, &vocab)?;
-                        Ok(m)
-                    });
-                    let model = match model {
+                    let model = match build(&factory, &voices, &vocab) {
                         Ok(m) => m,
                         Err(e) => {
                             let _ = ready.send(Err(e));
@@ -244,6 +240,17 @@ impl Engine {
     }
 }
 
+/// A worker's model, built and warmed (at start, and after a panic).
+fn build(
+    factory: &ModelFactory,
+    voices: &VoiceStore,
+    vocab: &Vocab,
+) -> Result<Box<dyn Model + Send>, String> {
+    let mut m = factory()?;
+    warm_up(m.as_mut(), voices, vocab)?;
+    Ok(m)
+}
+
 fn warm_up(model: &mut dyn Model, voices: &VoiceStore, vocab: &Vocab) -> Result<(), String> {
     let ps = g2p::phonemize("Ready.", Lang::EnUs).map_err(|e| format!("{e:?}"))?;
     let (ids, _) = vocab.encode_padded(&ps);
@@ -294,10 +301,7 @@ impl Worker<'_> {
                 let _ = job
                     .reply
                     .send(Err(EngineError::failed("inference worker panicked")));
-                match (self.factory)().and_then(|mut m| {
-                    warm_up(m.as_mut(), self.voices, self.vocab)?;
-                    Ok(m)
-                }) {
+                match build(self.factory, self.voices, self.vocab) {
                     Ok(m) => model = m,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot rebuild the model");
@@ -391,7 +395,7 @@ pub async fn run(
             speech.speed,
         )
     };
-    let mut meter = speech.meter.clone();
+    let mut meter = speech.budget.meter();
     let mut pending_idx = next_text(0);
     let mut pending = pending_idx.map(submit);
     let mut phonemes = 0usize;

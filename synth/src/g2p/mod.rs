@@ -109,7 +109,8 @@ pub fn phonemize_words(
     }
     let g2p = english(lang);
     // misaki's tokenizer uses backtracking regexes whose time grows with the square
-    // of a token's length (512 chars of "a/": 0.46 s, 4,096: 89 s); each call gets at
+    // of a token's length (one call on 512 chars of "a/": 0.46 s; on 4,096 of "aA":
+    // 89 s, 2-core Xeon); each call gets at
     // most MAX_CALL_CHARS, cut where the chunker would cut, so the cost stays linear.
     let mut tokens = Vec::new();
     let opts = ChunkOptions {
