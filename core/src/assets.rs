@@ -3,11 +3,11 @@
 //! Pure names and pinned checksums; reading and writing files is the callers' job.
 
 /// ONNX Runtime version whose shared library the fetcher installs.
-pub const ORT_VERSION: &str = "1.22.1";
+pub const ORT_VERSION: &str = "1.32.0";
 /// The library, relative to the assets dir.
-pub const ORT_DYLIB: &str = "onnxruntime/1.22.1/libonnxruntime.so.1.22.1";
+pub const ORT_DYLIB: &str = "onnxruntime/1.32.0/libonnxruntime.so.1.32.0";
 pub const ORT_DYLIB_SHA256: &str =
-    "ad9665887025474170d3e71cd28021e7e811c5bf201bc365f953e34a2c4989cc";
+    "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f";
 
 /// The int8 Kokoro-82M v1.0 model, relative to the assets dir.
 pub const MODEL_FILE: &str = "kokoro-v1.0.int8.onnx";
