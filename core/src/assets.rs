@@ -16,8 +16,8 @@ pub const MODEL_BYTES: u64 = 92_361_271;
 
 /// The default model: the int8 model with every convolution dequantized to float
 /// (`tools/dequantize_convs.py`, run by `cargo xtask assets`). Same weights.
-/// ONNX Runtime's CPU ConvInteger kernel is slow (~80% of inference time), and
-/// the int8 convolutions of the text encoder, predictor and decoder break down on
+/// On ONNX Runtime 1.22 the CPU ConvInteger kernel took ~80% of inference time (on
+/// 1.32 the float graph is still 1.10x faster), and the int8 convolutions of the text encoder, predictor and decoder break down on
 /// some inputs (near-silent output with a spike, or NaN; "Please call me
 /// tomorrow" is one); the float ones do not. Matrix products stay int8.
 pub const FCONV_MODEL_FILE: &str = "kokoro-v1.0.int8-fconv.onnx";
