@@ -24,6 +24,29 @@ pub const FCONV_MODEL_FILE: &str = "kokoro-v1.0.int8-fconv.onnx";
 pub const FCONV_MODEL_SHA256: &str =
     "e1b261d06428b65bc647be3eaa3d315ea6e2334e710f409e5efab109b57943eb";
 
+/// The default model's encoder and decoder halves (`tools/split_graph.py`, run by
+/// `cargo xtask assets`): decoding all frames reproduces the whole graph exactly;
+/// the servers decode streamed speech in windows of frames.
+pub const ENCODER_SHA256: &str = "4b1ec3e2ad57857dded2ff3153f226ccd77a655ce165f8fe0f20ad4c5e422dc1";
+pub const DECODER_SHA256: &str = "112187cf4fae9590c1f22f28a80312d6ea77cc015dd0f3af7bfe0e529f8dc2bd";
+
+/// The tensors at the cut: frame-aligned text features (1 x channels x F), F0 and
+/// energy (1 x 2F each), predicted frames per token (1 x tokens).
+pub const CUT_FEATURES: &str = "/encoder/MatMul_1_output_0";
+pub const CUT_F0: &str = "/encoder/Reshape_output_0";
+pub const CUT_ENERGY: &str = "/encoder/Reshape_1_output_0";
+pub const CUT_DURATIONS: &str = "/encoder/Clip_output_0";
+
+/// The halves of a model file, beside it: `X.onnx` -> (`X.encoder.onnx`,
+/// `X.decoder.onnx`).
+pub fn halves(model: &str) -> (String, String) {
+    let stem = model.strip_suffix(".onnx").unwrap_or(model);
+    (
+        format!("{stem}.encoder.onnx"),
+        format!("{stem}.decoder.onnx"),
+    )
+}
+
 /// The version tag of the default model, part of every cache key (edge and backend
 /// must agree on it).
 pub fn default_model_version() -> String {
@@ -233,6 +256,14 @@ mod tests {
         }
         assert_eq!(VOICE_SHA256.len(), crate::voice::all_voices().count());
         assert!(ORT_DYLIB.contains(ORT_VERSION));
+        assert_eq!(
+            halves(FCONV_MODEL_FILE),
+            (
+                "kokoro-v1.0.int8-fconv.encoder.onnx".to_string(),
+                "kokoro-v1.0.int8-fconv.decoder.onnx".to_string()
+            )
+        );
+        assert_eq!(halves("m").0, "m.encoder.onnx");
     }
 
     #[test]

@@ -44,9 +44,17 @@ pub struct EngineArgs {
     /// Intra-op threads per session (0 = number of CPUs / workers).
     #[arg(long, env = "KOKORO_INTRA_THREADS", default_value_t = 0)]
     pub intra_threads: usize,
-    /// First chunk window in characters (small = fast first audio).
+    /// First chunk window in characters: a streamed request's first piece (a
+    /// sentence or clause; first audio comes from its first decoder window).
     #[arg(long, env = "KOKORO_FIRST_CHUNK_CHARS", default_value_t = kokoro_synth::DEFAULT_CHUNK.first_max_chars)]
     pub first_chunk_chars: usize,
+    /// Speech frames (25 ms) in a streamed request's first decoder window; later
+    /// windows double. 0 decodes whole pieces (no windows).
+    #[arg(long, env = "KOKORO_FIRST_WINDOW_FRAMES", default_value_t = kokoro_synth::windows::DEFAULT_WINDOWS.first)]
+    pub first_window_frames: usize,
+    /// Frames decoded beyond each side of a decoder window (for the cross-fade).
+    #[arg(long, env = "KOKORO_WINDOW_CONTEXT_FRAMES", default_value_t = kokoro_synth::windows::DEFAULT_WINDOWS.context)]
+    pub window_context_frames: usize,
     /// Largest chunk window in characters.
     #[arg(long, env = "KOKORO_MAX_CHUNK_CHARS", default_value_t = kokoro_synth::DEFAULT_CHUNK.max_chars)]
     pub max_chunk_chars: usize,
@@ -113,6 +121,8 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub model: PathBuf,
+    /// Run the model's encoder and decoder halves where they lie beside it.
+    pub split: bool,
     pub model_version: String,
     pub ort_dylib: PathBuf,
     pub vocab: PathBuf,
@@ -125,6 +135,8 @@ pub struct EngineConfig {
     pub workers: usize,
     pub intra_threads: usize,
     pub chunk: kokoro_core::chunk::ChunkOptions,
+    /// Decoder windows for streamed requests (`None`: whole pieces).
+    pub windows: Option<kokoro_synth::windows::Windows>,
     pub target_lufs: f64,
     pub true_peak_dbtp: f64,
     /// What one request may cost.
@@ -189,6 +201,11 @@ impl EngineArgs {
         if self.first_chunk_chars < 8 || self.max_chunk_chars < self.first_chunk_chars {
             return Err("chunk windows: need 8 <= --first-chunk-chars <= --max-chunk-chars".into());
         }
+        if self.window_context_frames > 64 || self.first_window_frames > 400 {
+            return Err(
+                "decoder windows: need --window-context-frames <= 64 and --first-window-frames <= 400".into(),
+            );
+        }
         if self.max_chunk_chars > 400 {
             return Err(
                 "--max-chunk-chars above 400 risks exceeding the model's 510 phoneme ids".into(),
@@ -234,6 +251,7 @@ impl EngineArgs {
         };
         Ok(EngineConfig {
             model,
+            split: true,
             model_version,
             ort_dylib,
             vocab,
@@ -251,6 +269,11 @@ impl EngineArgs {
                 max_chars: self.max_chunk_chars,
                 min_chars: kokoro_synth::DEFAULT_CHUNK.min_chars,
             },
+            windows: (self.first_window_frames > 0).then_some(kokoro_synth::windows::Windows {
+                first: self.first_window_frames,
+                context: self.window_context_frames,
+                ..kokoro_synth::windows::DEFAULT_WINDOWS
+            }),
             target_lufs: self.target_lufs,
             true_peak_dbtp: self.true_peak_dbtp,
             budget,

@@ -23,6 +23,7 @@ const INSTALLED: [&str; 3] = ["af_heart", "af_bella", "af_sky"];
 
 fn engine_config() -> EngineConfig {
     EngineConfig {
+        split: true,
         model: "/srv/private/models/fake.onnx".into(),
         model_version: "fake-1".into(),
         ort_dylib: "none".into(),
@@ -34,6 +35,7 @@ fn engine_config() -> EngineConfig {
         workers: 1,
         intra_threads: 1,
         chunk: kokoro_synth::DEFAULT_CHUNK,
+        windows: Some(kokoro_synth::windows::DEFAULT_WINDOWS),
         target_lufs: -16.0,
         true_peak_dbtp: -1.0,
         budget: kokoro_synth::budget::Budget::default(),
@@ -576,9 +578,22 @@ async fn a_body_that_never_finishes_gets_408() {
 /// Panics on every call at speed 4 (the test's trigger); fine otherwise.
 struct Fragile;
 impl kokoro_synth::Model for Fragile {
-    fn infer(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, String> {
+    fn encode(
+        &mut self,
+        ids: &[i64],
+        style: &[f32],
+        speed: f32,
+    ) -> Result<kokoro_synth::Encoded, String> {
         assert!(speed < 3.9, "a bug in the model glue");
-        ToneModel.infer(ids, style, speed)
+        ToneModel.encode(ids, style, speed)
+    }
+    fn decode(
+        &mut self,
+        f: &kokoro_synth::Features,
+        frames: std::ops::Range<usize>,
+        style: &[f32],
+    ) -> Result<Vec<f32>, String> {
+        ToneModel.decode(f, frames, style)
     }
 }
 

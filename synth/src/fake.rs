@@ -4,16 +4,22 @@
 //! call has, and now and then ends on a non-finite sample as the real graph does.
 //! Never used to serve requests.
 
-use crate::Model;
+use crate::{Encoded, Features, Model, SAMPLES_PER_FRAME};
+use std::ops::Range;
 
-/// Samples of silence the fake puts before and after its tone.
-pub const EDGE: usize = 2400;
+/// Frames of silence the fake puts before and after its tone.
+pub const EDGE_FRAMES: usize = 4;
+/// The same in samples.
+pub const EDGE: usize = EDGE_FRAMES * SAMPLES_PER_FRAME;
 
+/// Split like the real graph: `encode` gives frames (quiet edge frames, then
+/// voiced ones), `decode` a tone over the voiced frames of any window, the same
+/// samples whichever window asks (so joins are exact).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ToneModel;
 
 impl Model for ToneModel {
-    fn infer(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, String> {
+    fn encode(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Encoded, String> {
         if style.len() != kokoro_core::assets::STYLE_DIM {
             return Err(format!("style has {} values", style.len()));
         }
@@ -22,11 +28,41 @@ impl Model for ToneModel {
         }
         let sum: i64 = ids.iter().sum();
         let voiced = (ids.len() * 173 + (sum.unsigned_abs() as usize % 977)) as f32 / speed;
-        let mut out = vec![0.0f32; EDGE];
-        out.extend((0..voiced as usize).map(|i| 0.4 * (i as f32 * 0.07).sin()));
-        out.extend(std::iter::repeat_n(0.0f32, EDGE));
-        if sum % 3 == 0 {
-            out.push(f32::NAN);
+        let voiced_frames = (voiced as usize).div_ceil(SAMPLES_PER_FRAME).max(1);
+        let frames = voiced_frames + 2 * EDGE_FRAMES;
+        let mut asr = vec![0.0f32; frames];
+        asr[EDGE_FRAMES..EDGE_FRAMES + voiced_frames].fill(1.0);
+        // A NaN at the very end now and then, as the real graph does.
+        let nan = if sum % 3 == 0 { f32::NAN } else { 0.0 };
+        let mut durations = vec![1u32; ids.len()];
+        durations[0] = EDGE_FRAMES as u32;
+        Ok(Encoded::Features(Features {
+            frames,
+            asr,
+            channels: 1,
+            f0: vec![nan; 2 * frames],
+            energy: vec![0.0; 2 * frames],
+            durations,
+        }))
+    }
+
+    fn decode(&mut self, f: &Features, r: Range<usize>, style: &[f32]) -> Result<Vec<f32>, String> {
+        if style.len() != kokoro_core::assets::STYLE_DIM || r.end > f.frames || r.start > r.end {
+            return Err(format!("bad window {r:?} of {} frames", f.frames));
+        }
+        let mut out = Vec::with_capacity((r.end - r.start) * SAMPLES_PER_FRAME);
+        for frame in r.clone() {
+            let voiced = f.asr[frame] > 0.0;
+            out.extend((0..SAMPLES_PER_FRAME).map(|k| {
+                let i = ((frame - EDGE_FRAMES.min(frame)) * SAMPLES_PER_FRAME + k) as f32;
+                if voiced { 0.4 * (i * 0.07).sin() } else { 0.0 }
+            }));
+        }
+        if r.end == f.frames
+            && f.f0[0].is_nan()
+            && let Some(last) = out.last_mut()
+        {
+            *last = f32::NAN;
         }
         Ok(out)
     }

@@ -23,6 +23,7 @@ pub mod g2p;
 pub mod loudness;
 pub mod pipeline;
 pub mod voices;
+pub mod windows;
 
 use kokoro_core::chunk::{ChunkOptions, MAX_PHONEME_IDS, chunk_text, split_phonemes};
 use kokoro_core::markup::{Segment, segments};
@@ -30,7 +31,9 @@ use kokoro_core::normalize::normalize;
 use kokoro_core::vocab::Vocab;
 use kokoro_core::voice::VoiceBlend;
 use kokoro_core::{ApiError, Lang, SAMPLE_RATE, SpeechRequest};
+use std::ops::Range;
 use voices::VoiceStore;
+use windows::{Joiner, Trimmer, Window, Windows};
 
 /// Phoneme ids per inference call. The model takes up to 510, but activation
 /// memory grows with the audio length; 256 ids (~15 s of speech) keeps the
@@ -47,12 +50,13 @@ pub fn ids_per_call(speed: f32) -> usize {
 
 /// The default chunk windows, shared by the backend and the wasi-nn edge.
 ///
-/// Inference time grows with the audio a chunk makes (~0.34 s per second of speech
-/// on the 2-core development machine, no fixed cost to speak of), so time to first
-/// audio is set by the first chunk: 12 characters (about two words, ~0.8 s of
-/// speech) gives ~455 ms, 16 gives ~540 ms, 24 gives ~600 ms for the same sentence.
+/// A streamed request's first piece is a sentence or clause of up to 100
+/// characters: the encoder sees all of it (prosody, durations) and first audio
+/// comes from the decoder's first window (see [`windows`]), not from cutting the
+/// sentence into fragments (12 characters used to be the first chunk: a streamed
+/// sentence came out 17% longer, with a pause after its second word).
 pub const DEFAULT_CHUNK: ChunkOptions = ChunkOptions {
-    first_max_chars: 12,
+    first_max_chars: 100,
     max_chars: 240,
     min_chars: 10,
 };
@@ -69,10 +73,66 @@ pub fn assets_dir_from_env() -> std::path::PathBuf {
     .into()
 }
 
-/// Anything that turns padded ids into audio: ONNX Runtime natively, wasi-nn in
-/// the edge component, a fake in unit tests.
+/// Samples per frame of the model's duration predictor (25 ms at 24 kHz).
+pub const SAMPLES_PER_FRAME: usize = 600;
+
+/// What the encoder half hands the decoder for one call: the text features
+/// aligned to frames and the predicted F0 and energy curves.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Features {
+    pub frames: usize,
+    /// Channels x frames, row-major.
+    pub asr: Vec<f32>,
+    pub channels: usize,
+    /// Two values per frame each.
+    pub f0: Vec<f32>,
+    pub energy: Vec<f32>,
+    /// Predicted frames per token, the padding tokens included.
+    pub durations: Vec<u32>,
+}
+
+impl Features {
+    /// The decoder's inputs for frames `r`: (asr, f0, energy), copied out.
+    pub fn window(&self, r: &Range<usize>) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let n = r.end - r.start;
+        let mut asr = Vec::with_capacity(self.channels * n);
+        for c in 0..self.channels {
+            let row = c * self.frames;
+            asr.extend_from_slice(&self.asr[row + r.start..row + r.end]);
+        }
+        let two = 2 * r.start..2 * r.end;
+        (
+            asr,
+            self.f0[two.clone()].to_vec(),
+            self.energy[two].to_vec(),
+        )
+    }
+}
+
+/// The encoder's answer: features to decode, or (for a graph that is not split,
+/// e.g. a custom export) the finished audio of the whole call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Encoded {
+    Features(Features),
+    Audio(Vec<f32>),
+}
+
+/// Kokoro as two halves: ONNX Runtime natively, wasi-nn in the edge component,
+/// fakes in unit tests. `encode` runs once per call (ids are padded); `decode`
+/// once per window of its frames.
 pub trait Model {
-    fn infer(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, String>;
+    fn encode(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Encoded, String>;
+
+    /// Audio for `frames` of `features` (`style` as given to `encode`).
+    fn decode(
+        &mut self,
+        features: &Features,
+        frames: Range<usize>,
+        style: &[f32],
+    ) -> Result<Vec<f32>, String> {
+        let _ = (features, frames, style);
+        Err("this model has no decoder half".into())
+    }
 }
 
 /// Why a chunk could not be synthesized.
@@ -105,9 +165,174 @@ pub struct SynthStats {
     pub ids: usize,
 }
 
-/// Synthesize `phonemes` with `model`: split into calls of at most
-/// [`ids_per_call`] ids, pick the style row per call, sanitize the output.
-/// `cancelled` is polled before each call; `timed` gets each call's seconds.
+/// One inference call of a [`Synthesis`]: padded ids and their style row.
+struct Call {
+    ids: Vec<i64>,
+    style: Vec<f32>,
+    /// Silence kept before and after the call's speech, in samples.
+    edges: (usize, usize),
+}
+
+/// The call being decoded: its features, windows and joins.
+struct Decoding {
+    features: Features,
+    windows: Vec<Window>,
+    next: usize,
+    joiner: Joiner,
+    /// Cross-fade half-width at joins, in frames.
+    fade: usize,
+}
+
+/// Phonemes into audio, pulled a part at a time: split into calls of at most
+/// [`ids_per_call`] ids; each call is encoded once, then decoded whole or (with
+/// [`Windows`]) window by window; every part comes out sanitized, with the
+/// call's edge silence trimmed as it streams. `synthesize` collects all parts.
+pub struct Synthesis {
+    calls: std::vec::IntoIter<Call>,
+    call: Option<(Call, Trimmer)>,
+    decoding: Option<Decoding>,
+    windows: Option<Windows>,
+    speed: f32,
+    stats: SynthStats,
+    planned_ids: usize,
+}
+
+impl Synthesis {
+    /// Plan the calls; checks the voices. `windows` only for the first call of a
+    /// streamed request (later calls are synthesized while earlier audio plays).
+    pub fn new(
+        phonemes: &str,
+        voice: &VoiceBlend,
+        speed: f32,
+        tables: Tables<'_>,
+        windows: Option<Windows>,
+    ) -> Result<Self, SynthError> {
+        let Tables { vocab, voices } = tables;
+        if let Some(name) = voices.missing(voice) {
+            return Err(SynthError::VoiceMissing(name.to_string()));
+        }
+        let mut calls = Vec::new();
+        for piece in split_phonemes(phonemes, ids_per_call(speed)) {
+            let (ids, _) = vocab.encode_padded(piece);
+            if ids.len() <= 2 {
+                continue;
+            }
+            let style = voices
+                .style(voice, ids.len() - 2)
+                .map_err(SynthError::VoiceMissing)?;
+            calls.push(Call {
+                ids,
+                style,
+                edges: edge_silence(piece),
+            });
+        }
+        let planned_ids = calls.iter().map(|c| c.ids.len() - 2).sum();
+        Ok(Self {
+            planned_ids,
+            calls: calls.into_iter(),
+            call: None,
+            decoding: None,
+            windows,
+            speed,
+            stats: SynthStats::default(),
+        })
+    }
+
+    /// What the calls so far did.
+    pub fn stats(&self) -> SynthStats {
+        self.stats
+    }
+
+    /// Phoneme ids this synthesis will run (padding excluded), known before any call.
+    pub fn planned_ids(&self) -> usize {
+        self.planned_ids
+    }
+
+    /// The next part of the audio (possibly empty while silence is held back),
+    /// or `None` when all is out. `cancelled` is polled before each model call;
+    /// `timed` gets each call's seconds.
+    pub fn next(
+        &mut self,
+        model: &mut dyn Model,
+        cancelled: &dyn Fn() -> bool,
+        timed: &mut dyn FnMut(f64),
+    ) -> Option<Result<Vec<f32>, SynthError>> {
+        if (self.decoding.is_some() || self.calls.len() > 0) && cancelled() {
+            return Some(Err(SynthError::Cancelled));
+        }
+        self.advance(model, timed).transpose()
+    }
+
+    /// One model call's worth of audio, trimmed; `Ok(None)` when nothing is left.
+    fn advance(
+        &mut self,
+        model: &mut dyn Model,
+        timed: &mut dyn FnMut(f64),
+    ) -> Result<Option<Vec<f32>>, SynthError> {
+        loop {
+            if let Some(d) = &mut self.decoding {
+                let (call, trimmer) = self.call.as_mut().expect("a decoding has its call");
+                let win = d.windows[d.next].clone();
+                d.next += 1;
+                let t = std::time::Instant::now();
+                let mut audio = model
+                    .decode(&d.features, win.decode.clone(), &call.style)
+                    .map_err(SynthError::Failed)?;
+                timed(t.elapsed().as_secs_f64());
+                // The graph sometimes ends an utterance with NaN/inf samples (seen in
+                // the last ~0.1 s for some lengths): zero them before anything
+                // measures or blends them (LAME aborts on them).
+                self.stats.nonfinite += sanitize(&mut audio);
+                let mut out = trimmer.push(&d.joiner.push(&win, &audio, d.fade));
+                if d.next == d.windows.len() {
+                    out.extend(trimmer.push(&d.joiner.finish()));
+                    out.extend(trimmer.finish());
+                    self.decoding = None;
+                    self.call = None;
+                }
+                return Ok(Some(out));
+            }
+            let Some(call) = self.calls.next() else {
+                return Ok(None);
+            };
+            let t = std::time::Instant::now();
+            let encoded = model
+                .encode(&call.ids, &call.style, self.speed)
+                .map_err(SynthError::Failed)?;
+            timed(t.elapsed().as_secs_f64());
+            self.stats.calls += 1;
+            self.stats.ids += call.ids.len() - 2;
+            // Each call pads its audio with silence; keep only the pause that fits
+            // its cut (after punctuation, or a word gap), or a slow piece split
+            // into many calls would pause every few words.
+            let mut trimmer = Trimmer::new(call.edges.0, call.edges.1);
+            match encoded {
+                Encoded::Features(features) if features.frames > 0 => {
+                    let lead_pad = features.durations.first().map_or(0, |&d| d as usize);
+                    let windows = self.windows.take();
+                    self.decoding = Some(Decoding {
+                        windows: windows::schedule(features.frames, lead_pad, windows),
+                        fade: windows.map_or(0, |w| w.context / 4),
+                        features,
+                        next: 0,
+                        joiner: Joiner::default(),
+                    });
+                    self.call = Some((call, trimmer));
+                }
+                Encoded::Features(_) => {}
+                Encoded::Audio(mut audio) => {
+                    self.stats.nonfinite += sanitize(&mut audio);
+                    let mut out = trimmer.push(&audio);
+                    out.extend(trimmer.finish());
+                    return Ok(Some(out));
+                }
+            }
+        }
+    }
+}
+
+/// Synthesize `phonemes` with `model`, whole (no windows): all of a
+/// [`Synthesis`]'s parts joined.
 pub fn synthesize(
     model: &mut dyn Model,
     phonemes: &str,
@@ -117,48 +342,16 @@ pub fn synthesize(
     cancelled: &dyn Fn() -> bool,
     timed: &mut dyn FnMut(f64),
 ) -> Result<(Vec<f32>, SynthStats), SynthError> {
-    let Tables { vocab, voices } = tables;
-    if let Some(name) = voices.missing(voice) {
-        return Err(SynthError::VoiceMissing(name.to_string()));
-    }
+    let mut s = Synthesis::new(phonemes, voice, speed, tables, None)?;
     let mut audio = Vec::new();
-    let mut stats = SynthStats::default();
-    for piece in split_phonemes(phonemes, ids_per_call(speed)) {
-        let (ids, _) = vocab.encode_padded(piece);
-        if ids.len() <= 2 {
-            continue;
-        }
-        if cancelled() {
-            return Err(SynthError::Cancelled);
-        }
-        let style = voices
-            .style(voice, ids.len() - 2)
-            .map_err(SynthError::VoiceMissing)?;
-        let t = std::time::Instant::now();
-        let mut out = model
-            .infer(&ids, &style, speed)
-            .map_err(SynthError::Failed)?;
-        timed(t.elapsed().as_secs_f64());
-        stats.calls += 1;
-        stats.ids += ids.len() - 2;
-        // The Kokoro graph sometimes ends an utterance with NaN/inf samples (seen in
-        // the last ~0.1 s for some lengths, int8 and float alike). Zero them: they
-        // would crash LAME's assertions and poison loudness measurement.
-        stats.nonfinite += sanitize(&mut out);
-        // Each call pads its audio with silence; between two calls of one piece keep
-        // only the pause that fits the cut (after punctuation, or a word gap), or a
-        // slow piece split into many calls would pause every few words.
-        let (lead, tail) = edge_silence(piece);
-        trim_silence(&mut out, lead, tail);
-        audio.extend(out);
+    while let Some(part) = s.next(model, cancelled, timed) {
+        audio.extend(part?);
     }
-    let (lead, tail) = edge_silence(phonemes);
-    trim_silence(&mut audio, lead, tail);
-    Ok((audio, stats))
+    Ok((audio, s.stats()))
 }
 
 /// Raw model output quieter than this counts as silence.
-const SILENCE: f32 = 0.01;
+pub(crate) const SILENCE: f32 = 0.01;
 
 /// How much silence a chunk keeps before and after its speech, in samples: the model
 /// pads every call with ~0.3-0.5 s of silence on each side, so two chunks of one
@@ -308,16 +501,59 @@ mod tests {
         assert!(a.iter().all(|s| s.is_finite()));
     }
 
-    /// A fake model: one sample per id, valued by the speed; NaN at the end.
+    /// A fake unsplit model: one sample per id, valued by the speed; NaN at the end.
     struct Fake(usize);
     impl Model for Fake {
-        fn infer(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, String> {
+        fn encode(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Encoded, String> {
             assert_eq!(style.len(), kokoro_core::assets::STYLE_DIM);
             self.0 += 1;
             let mut v = vec![speed; ids.len()];
             v.push(f32::NAN);
-            Ok(v)
+            Ok(Encoded::Audio(v))
         }
+    }
+
+    /// Windows change nothing for a model whose audio does not depend on the
+    /// window; parts stream out as each window is decoded.
+    #[test]
+    fn windowed_synthesis_streams_the_same_audio_in_parts() {
+        let vocab = fake::vocab();
+        let voices = fake::voices(&["af_heart"]);
+        let voice = VoiceBlend::single("af_heart");
+        let t = Tables {
+            vocab: &vocab,
+            voices: &voices,
+        };
+        let ps = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ. ".repeat(8);
+        let (whole, st) = synthesize(
+            &mut fake::ToneModel,
+            &ps,
+            &voice,
+            0.25,
+            t,
+            &|| false,
+            &mut |_| {},
+        )
+        .unwrap();
+        let mut s = Synthesis::new(&ps, &voice, 0.25, t, Some(windows::DEFAULT_WINDOWS)).unwrap();
+        let (mut parts, mut calls) = (Vec::new(), 0);
+        while let Some(p) = s.next(&mut fake::ToneModel, &|| false, &mut |_| calls += 1) {
+            parts.push(p.unwrap());
+        }
+        assert!(parts.len() >= 3, "{} parts", parts.len());
+        assert!(!parts[0].is_empty() && parts[0].len() < whole.len() / 4);
+        assert_eq!(parts.concat(), whole);
+        assert_eq!((s.stats().ids, s.stats().calls), (st.ids, st.calls));
+        assert!(calls > 2 * st.calls, "{calls} model calls");
+        // Cancelled between windows.
+        let mut s = Synthesis::new(&ps, &voice, 1.0, t, Some(windows::DEFAULT_WINDOWS)).unwrap();
+        assert!(
+            s.next(&mut fake::ToneModel, &|| false, &mut |_| {})
+                .unwrap()
+                .is_ok()
+        );
+        let e = s.next(&mut fake::ToneModel, &|| true, &mut |_| {}).unwrap();
+        assert_eq!(e.unwrap_err(), SynthError::Cancelled);
     }
 
     #[test]

@@ -16,7 +16,8 @@ use crate::encode::{Encoder, pure_encoder};
 use crate::g2p::{self, G2pError};
 use crate::loudness::Loudness;
 use crate::voices::VoiceStore;
-use crate::{DEFAULT_CHUNK, Model, Piece, SynthError, SynthStats, Tables, plan, synthesize};
+use crate::windows::{DEFAULT_WINDOWS, Windows};
+use crate::{DEFAULT_CHUNK, Model, Piece, SynthError, SynthStats, Synthesis, Tables, plan};
 use kokoro_core::chunk::ChunkOptions;
 use kokoro_core::voice::VoiceBlend;
 use kokoro_core::{ApiError, AudioFormat, Lang, SpeechRequest};
@@ -45,11 +46,13 @@ impl Encoders for PureEncoders {
     }
 }
 
-/// The knobs a deployment sets: chunk windows, the loudness target and the cost
-/// budget of one request.
+/// The knobs a deployment sets: chunk windows, decoder windows for streamed
+/// requests, the loudness target and the cost budget of one request.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
     pub chunk: ChunkOptions,
+    /// How the first text piece of a streamed request is decoded (`None`: whole).
+    pub windows: Option<Windows>,
     pub target_lufs: f64,
     pub true_peak_dbtp: f64,
     pub budget: Budget,
@@ -59,6 +62,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             chunk: DEFAULT_CHUNK,
+            windows: Some(DEFAULT_WINDOWS),
             target_lufs: -16.0,
             true_peak_dbtp: -1.0,
             budget: Budget::default(),
@@ -86,6 +90,8 @@ pub struct Speech {
     pub stream: bool,
     /// What the request may make; each run meters itself against it.
     pub budget: Budget,
+    /// Decoder windows for the first text piece (streamed requests only).
+    pub windows: Option<Windows>,
 }
 
 /// The checks every request passes before any work: a language this build can
@@ -117,6 +123,7 @@ pub fn prepare(
         speed: req.speed,
         format: req.format,
         stream: req.stream,
+        windows: settings.windows.filter(|_| req.stream),
     })
 }
 
@@ -140,8 +147,29 @@ pub struct Rendered {
     pub stats: SynthStats,
 }
 
-/// Phonemize (for text) and synthesize one piece of input with `model`.
-/// `cancelled` is polled before each inference call; `timed` gets each call's seconds.
+/// Phonemize (for text) one piece of input and plan its synthesis; returns the
+/// [`Synthesis`] to pull audio from and the phonemes.
+pub fn start(
+    input: &Input,
+    lang: Lang,
+    voice: &VoiceBlend,
+    speed: f32,
+    tables: Tables<'_>,
+    windows: Option<Windows>,
+) -> Result<(Synthesis, String), SynthError> {
+    let phonemes = match input {
+        Input::Phonemes(p) => p.clone(),
+        Input::Text(t) => g2p::phonemize(t, lang).map_err(|e| match e {
+            G2pError::Unsupported(l) => SynthError::Unsupported(l),
+            G2pError::Failed(m) => SynthError::Failed(m),
+        })?,
+    };
+    let s = Synthesis::new(&phonemes, voice, speed, tables, windows)?;
+    Ok((s, phonemes))
+}
+
+/// Phonemize (for text) and synthesize one piece of input with `model`, whole.
+/// `cancelled` is polled before each model call; `timed` gets each call's seconds.
 #[allow(clippy::too_many_arguments)]
 pub fn render(
     model: &mut dyn Model,
@@ -153,18 +181,15 @@ pub fn render(
     cancelled: &dyn Fn() -> bool,
     timed: &mut dyn FnMut(f64),
 ) -> Result<Rendered, SynthError> {
-    let phonemes = match input {
-        Input::Phonemes(p) => p.clone(),
-        Input::Text(t) => g2p::phonemize(t, lang).map_err(|e| match e {
-            G2pError::Unsupported(l) => SynthError::Unsupported(l),
-            G2pError::Failed(m) => SynthError::Failed(m),
-        })?,
-    };
-    let (audio, stats) = synthesize(model, &phonemes, voice, speed, tables, cancelled, timed)?;
+    let (mut s, phonemes) = start(input, lang, voice, speed, tables, None)?;
+    let mut audio = Vec::new();
+    while let Some(part) = s.next(model, cancelled, timed) {
+        audio.extend(part?);
+    }
     Ok(Rendered {
         audio,
         phonemes,
-        stats,
+        stats: s.stats(),
     })
 }
 
@@ -243,10 +268,10 @@ pub struct Chunk {
     pub last: bool,
 }
 
-/// The whole pipeline in one thread, pulled a piece at a time: for callers that
-/// own their model (the wasi-nn edge, tests). Each [`Run::step`] renders one
-/// piece and post-processes it; after the last piece one more step returns the
-/// encoder's tail.
+/// The whole pipeline in one thread, pulled a part at a time: for callers that
+/// own their model (the wasi-nn edge, tests). Each [`Run::step`] makes one part
+/// (a decoder window, a whole call or a pause) and post-processes it; after the
+/// last one more step returns the encoder's tail.
 pub struct Run<'a> {
     speech: &'a Speech,
     meter: Meter,
@@ -254,6 +279,9 @@ pub struct Run<'a> {
     encoders: &'a dyn Encoders,
     output: Output,
     next: usize,
+    current: Option<Synthesis>,
+    /// Decoder windows, taken by the first text piece.
+    windows: Option<Windows>,
     done: bool,
 }
 
@@ -273,8 +301,15 @@ impl<'a> Run<'a> {
             encoders,
             output,
             next: 0,
+            current: None,
+            windows: speech.windows,
             done: false,
         })
+    }
+
+    fn fail(&mut self, e: SynthError) -> Option<Result<Chunk, SynthError>> {
+        self.done = true;
+        Some(Err(e))
     }
 
     /// The next chunk, or `None` once the tail has been returned.
@@ -282,47 +317,49 @@ impl<'a> Run<'a> {
         if self.done {
             return None;
         }
-        let Some(piece) = self.speech.pieces.get(self.next) else {
-            self.done = true;
-            return Some(
-                self.output
-                    .finish(self.encoders)
-                    .map(|bytes| Chunk { bytes, last: true })
-                    .map_err(SynthError::Failed),
-            );
-        };
-        self.next += 1;
-        let mut audio = match piece {
-            Piece::Silence(n) => vec![0.0f32; *n],
-            Piece::Text(t) => {
-                let s = self.speech;
-                match render(
-                    model,
-                    &Input::Text(t.clone()),
-                    s.lang,
-                    &s.voice,
-                    s.speed,
-                    self.tables,
-                    &|| false,
-                    &mut |_| {},
-                ) {
-                    Ok(r) => match self.meter.add_ids(r.stats.ids) {
-                        Ok(()) => r.audio,
-                        Err(e) => {
-                            self.done = true;
-                            return Some(Err(SynthError::OverBudget(e)));
-                        }
-                    },
-                    Err(e) => {
-                        self.done = true;
-                        return Some(Err(e));
+        let mut audio = loop {
+            if let Some(s) = &mut self.current {
+                match s.next(model, &|| false, &mut |_| {}) {
+                    Some(Ok(a)) => break a,
+                    Some(Err(e)) => return self.fail(e),
+                    None => self.current = None,
+                }
+            }
+            let Some(piece) = self.speech.pieces.get(self.next) else {
+                self.done = true;
+                return Some(
+                    self.output
+                        .finish(self.encoders)
+                        .map(|bytes| Chunk { bytes, last: true })
+                        .map_err(SynthError::Failed),
+                );
+            };
+            self.next += 1;
+            match piece {
+                Piece::Silence(n) => break vec![0.0f32; *n],
+                Piece::Text(t) => {
+                    let sp = self.speech;
+                    let windows = self.windows.take();
+                    let started = start(
+                        &Input::Text(t.clone()),
+                        sp.lang,
+                        &sp.voice,
+                        sp.speed,
+                        self.tables,
+                        windows,
+                    );
+                    match started {
+                        Ok((s, _)) => match self.meter.add_ids(s.planned_ids()) {
+                            Ok(()) => self.current = Some(s),
+                            Err(e) => return self.fail(SynthError::OverBudget(e)),
+                        },
+                        Err(e) => return self.fail(e),
                     }
                 }
             }
         };
         if let Err(e) = self.meter.add_samples(audio.len()) {
-            self.done = true;
-            return Some(Err(SynthError::OverBudget(e)));
+            return self.fail(SynthError::OverBudget(e));
         }
         Some(
             self.output

@@ -70,7 +70,9 @@ fn check(text: &str, format: AudioFormat, stream: bool, speed: f32) {
         bytes.extend(c.bytes);
         steps += 1;
     }
-    assert_eq!(steps, speech.pieces.len() + 1);
+    // At least one step per piece (one per model call, and per decoder window of
+    // a streamed first piece) and the tail.
+    assert!(steps > speech.pieces.len(), "{steps} steps");
     let n = decode(format, &bytes, stream);
     let want = run.samples();
     let pad = if format == AudioFormat::Flac { 31 } else { 0 };

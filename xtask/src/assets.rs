@@ -155,6 +155,34 @@ fn pip_wheel(tmp: &Path, requirement: &str, platform_args: &[&str]) -> Result<Pa
     Ok(wheel)
 }
 
+/// The pinned onnx Python tools the graph rewrites run with, installed once into
+/// `.pytools` in the assets dir.
+fn pytools(
+    dir: &Path,
+    need_network: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<PathBuf, String> {
+    let pytools = dir.join(".pytools");
+    if !pytools.join("onnx").is_dir() {
+        need_network("the onnx Python package (for the graph rewrites)")?;
+        exec(
+            Command::new(python())
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--only-binary=:all:",
+                    "--target",
+                ])
+                .arg(&pytools)
+                .args(ONNX_TOOLS),
+            "pip install of the pinned onnx tools",
+        )?;
+    }
+    Ok(pytools)
+}
+
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
@@ -297,25 +325,7 @@ pub fn run(o: &Options) -> Result<(), String> {
         if verified(&dest, layout::FCONV_MODEL_SHA256) {
             return Ok(());
         }
-        let pytools = dir.join(".pytools");
-        if !pytools.join("onnx").is_dir() {
-            need_network("the onnx Python package (for the graph rewrite)")?;
-            exec(
-                Command::new(python())
-                    .args([
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                        "--only-binary=:all:",
-                        "--target",
-                    ])
-                    .arg(&pytools)
-                    .args(ONNX_TOOLS),
-                "pip install of the pinned onnx tools",
-            )?;
-        }
+        let pytools = pytools(&dir, &need_network)?;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/dequantize_convs.py");
         let tmp_out = dir.join(format!("{}.partial", layout::FCONV_MODEL_FILE));
         exec(
@@ -337,6 +347,43 @@ pub fn run(o: &Options) -> Result<(), String> {
             ));
         }
         fs::rename(&tmp_out, &dest).map_err(|e| format!("{}: {e}", dest.display()))
+    })?;
+
+    step("encoder and decoder halves", || {
+        let (enc, dec) = layout::halves(layout::FCONV_MODEL_FILE);
+        let (enc, dec) = (dir.join(enc), dir.join(dec));
+        if verified(&enc, layout::ENCODER_SHA256) && verified(&dec, layout::DECODER_SHA256) {
+            return Ok(());
+        }
+        let pytools = pytools(&dir, &need_network)?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/split_graph.py");
+        let part = |p: &Path| p.with_extension("onnx.partial");
+        exec(
+            Command::new(python())
+                .env("PYTHONPATH", &pytools)
+                .arg(&script)
+                .arg(dir.join(layout::FCONV_MODEL_FILE))
+                .arg(part(&enc))
+                .arg(part(&dec)),
+            "graph cut tools/split_graph.py",
+        )?;
+        for (p, want) in [
+            (&enc, layout::ENCODER_SHA256),
+            (&dec, layout::DECODER_SHA256),
+        ] {
+            let got = sha256_file(&part(p))?;
+            if got != want {
+                let _ = fs::remove_file(part(p));
+                return Err(format!(
+                    "{} checksum mismatch (got {got}, want {want}); the pinned onnx tools in {} \
+                     may be damaged: delete that folder and retry",
+                    p.display(),
+                    pytools.display()
+                ));
+            }
+            fs::rename(part(p), p).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        Ok(())
     })?;
 
     step("vocab.json + Japanese voices", || {
@@ -460,6 +507,9 @@ fn write_manifest(dir: &Path) -> Result<(), String> {
         layout::FCONV_MODEL_FILE.into(),
         layout::FCONV_MODEL_SHA256.into(),
     );
+    let (enc, dec) = layout::halves(layout::FCONV_MODEL_FILE);
+    files.insert(enc, layout::ENCODER_SHA256.into());
+    files.insert(dec, layout::DECODER_SHA256.into());
     files.insert(layout::VOCAB_FILE.into(), layout::VOCAB_SHA256.into());
     files.insert(layout::CMUDICT_FILE.into(), layout::CMUDICT_SHA256.into());
     files.insert(layout::G2P_EN_FILE.into(), layout::G2P_EN_SHA256.into());

@@ -15,12 +15,14 @@
 
 use crate::config::Config;
 use futures::SinkExt;
+use kokoro_core::assets as layout;
 use kokoro_core::vocab::Vocab;
 use kokoro_core::{ApiError, AudioFormat, ErrorKind, SAMPLE_RATE, SpeechRequest, StreamFormat};
 use kokoro_synth::pipeline::{self, PureEncoders, Run, Settings};
 use kokoro_synth::voices::VoiceStore;
-use kokoro_synth::{Model, SynthError, Tables};
+use kokoro_synth::{Encoded, Features, Model, SynthError, Tables};
 use spin_sdk::http::{Fields, OutgoingResponse, ResponseOutparam};
+use std::ops::Range;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -115,20 +117,40 @@ pub fn info(cfg: &Config, path: &str) -> Option<Result<serde_json::Value, ApiErr
     None
 }
 
-/// Kokoro through wasi-nn: one execution context per request.
+/// Kokoro through wasi-nn: one execution context per graph per request. The
+/// host offers the encoder and decoder halves as `NAME.encoder` and
+/// `NAME.decoder` (streamed speech is then decoded in windows), or the whole
+/// graph as `NAME`.
 struct NnModel {
-    ctx: inference::GraphExecutionContext,
+    encoder: inference::GraphExecutionContext,
+    decoder: Option<inference::GraphExecutionContext>,
 }
 
 fn nn_error(e: &bindings::wasi::nn::errors::Error) -> String {
     format!("wasi-nn {:?}: {}", e.code(), e.data())
 }
 
+fn context(name: &str) -> Result<inference::GraphExecutionContext, String> {
+    let g = graph::load_by_name(name).map_err(|e| nn_error(&e))?;
+    g.init_execution_context().map_err(|e| nn_error(&e))
+}
+
 impl NnModel {
     fn new(graph_name: &str) -> Result<Self, String> {
-        let g = graph::load_by_name(graph_name).map_err(|e| nn_error(&e))?;
-        let ctx = g.init_execution_context().map_err(|e| nn_error(&e))?;
-        Ok(Self { ctx })
+        let halves = (
+            context(&format!("{graph_name}.encoder")),
+            context(&format!("{graph_name}.decoder")),
+        );
+        if let (Ok(encoder), Ok(decoder)) = halves {
+            return Ok(Self {
+                encoder,
+                decoder: Some(decoder),
+            });
+        }
+        Ok(Self {
+            encoder: context(graph_name)?,
+            decoder: None,
+        })
     }
 }
 
@@ -136,41 +158,110 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+fn f32_tensor(dims: &[u32], v: &[f32]) -> tensor::Tensor {
+    tensor::Tensor::new(dims, tensor::TensorType::Fp32, &f32_bytes(v))
+}
+
+fn dim(n: usize) -> Result<u32, String> {
+    u32::try_from(n).map_err(|_| "tensor too large".to_string())
+}
+
+/// An f32 output's dimensions and values.
+fn f32_output(t: &tensor::Tensor) -> Result<(Vec<u32>, Vec<f32>), String> {
+    if t.ty() != tensor::TensorType::Fp32 {
+        return Err(format!("unexpected output type {:?}", t.ty()));
+    }
+    let v = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Ok((t.dimensions(), v))
+}
+
 impl Model for NnModel {
-    fn infer(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Vec<f32>, String> {
-        let n = u32::try_from(ids.len()).map_err(|_| "too many ids".to_string())?;
+    fn encode(&mut self, ids: &[i64], style: &[f32], speed: f32) -> Result<Encoded, String> {
         let ids_bytes: Vec<u8> = ids.iter().flat_map(|x| x.to_le_bytes()).collect();
         let inputs = vec![
             (
                 "tokens".to_string(),
-                tensor::Tensor::new(&[1, n], tensor::TensorType::I64, &ids_bytes),
+                tensor::Tensor::new(&[1, dim(ids.len())?], tensor::TensorType::I64, &ids_bytes),
             ),
             (
                 "style".to_string(),
-                tensor::Tensor::new(
-                    &[1, style.len() as u32],
-                    tensor::TensorType::Fp32,
-                    &f32_bytes(style),
-                ),
+                f32_tensor(&[1, dim(style.len())?], style),
+            ),
+            ("speed".to_string(), f32_tensor(&[1], &[speed])),
+        ];
+        let outputs = self.encoder.compute(inputs).map_err(|e| nn_error(&e))?;
+        if self.decoder.is_none() {
+            let (_, audio) = outputs
+                .into_iter()
+                .next()
+                .ok_or_else(|| "the graph returned no output".to_string())?;
+            return Ok(Encoded::Audio(f32_output(&audio)?.1));
+        }
+        let get = |name: &str| -> Result<(Vec<u32>, Vec<f32>), String> {
+            let t = outputs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t)
+                .ok_or_else(|| format!("the encoder returned no {name}"))?;
+            f32_output(t)
+        };
+        let (shape, asr) = get(layout::CUT_FEATURES)?;
+        let (_, f0) = get(layout::CUT_F0)?;
+        let (_, energy) = get(layout::CUT_ENERGY)?;
+        let (_, durations) = get(layout::CUT_DURATIONS)?;
+        let [_, channels, frames] = shape[..] else {
+            return Err(format!("features of shape {shape:?}"));
+        };
+        let (channels, frames) = (channels as usize, frames as usize);
+        if asr.len() != channels * frames || f0.len() != 2 * frames || energy.len() != 2 * frames {
+            return Err("the encoder's outputs disagree on the frame count".into());
+        }
+        Ok(Encoded::Features(Features {
+            frames,
+            asr,
+            channels,
+            f0,
+            energy,
+            durations: durations.iter().map(|&d| d.max(0.0) as u32).collect(),
+        }))
+    }
+
+    fn decode(
+        &mut self,
+        f: &Features,
+        frames: Range<usize>,
+        style: &[f32],
+    ) -> Result<Vec<f32>, String> {
+        let Some(decoder) = &self.decoder else {
+            return Err("this graph has no decoder half".into());
+        };
+        let n = dim(frames.end - frames.start)?;
+        let (asr, f0, energy) = f.window(&frames);
+        let inputs = vec![
+            (
+                layout::CUT_FEATURES.to_string(),
+                f32_tensor(&[1, dim(f.channels)?, n], &asr),
+            ),
+            (layout::CUT_F0.to_string(), f32_tensor(&[1, 2 * n], &f0)),
+            (
+                layout::CUT_ENERGY.to_string(),
+                f32_tensor(&[1, 2 * n], &energy),
             ),
             (
-                "speed".to_string(),
-                tensor::Tensor::new(&[1], tensor::TensorType::Fp32, &f32_bytes(&[speed])),
+                "style".to_string(),
+                f32_tensor(&[1, dim(style.len())?], style),
             ),
         ];
-        let outputs = self.ctx.compute(inputs).map_err(|e| nn_error(&e))?;
+        let outputs = decoder.compute(inputs).map_err(|e| nn_error(&e))?;
         let (_, audio) = outputs
             .into_iter()
             .next()
-            .ok_or_else(|| "the graph returned no output".to_string())?;
-        if audio.ty() != tensor::TensorType::Fp32 {
-            return Err(format!("unexpected output type {:?}", audio.ty()));
-        }
-        Ok(audio
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+            .ok_or_else(|| "the decoder returned no output".to_string())?;
+        Ok(f32_output(&audio)?.1)
     }
 }
 

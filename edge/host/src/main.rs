@@ -72,7 +72,7 @@ async fn main() -> Result<()> {
                 nn_cfg.intra_threads,
                 cfg.max_memory,
             )?;
-            tracing::info!(model = %nn_cfg.model.display(), device = ?nn_cfg.device, load_ms = t.elapsed().as_millis() as u64, "wasi-nn graph loaded");
+            tracing::info!(model = %nn_cfg.model.display(), graphs = ?g.names(), device = ?nn_cfg.device, load_ms = t.elapsed().as_millis() as u64, "wasi-nn graphs loaded");
             g
         }
         None => nn::Graphs::default(),

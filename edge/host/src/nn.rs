@@ -344,7 +344,10 @@ pub struct Graphs(Arc<HashMap<String, Graph>>);
 
 impl Graphs {
     /// Load `model` under `name`; an execution context may hold `limit` bytes of
-    /// tensors on the host (the instances' memory limit).
+    /// tensors on the host (the instances' memory limit). When the model's
+    /// encoder and decoder halves lie beside it (`X.encoder.onnx`,
+    /// `X.decoder.onnx`), those are loaded instead, as `name.encoder` and
+    /// `name.decoder`, and the component decodes streamed speech in windows.
     pub fn load(
         name: &str,
         model: &Path,
@@ -352,13 +355,30 @@ impl Graphs {
         intra_threads: usize,
         limit: usize,
     ) -> Result<Self> {
-        let g: Box<dyn BackendGraph> = Box::new(SharedGraph {
-            graph: Arc::new(load_graph(model, device, intra_threads)?),
-            limit,
-        });
+        let shared = |path: &Path| -> Result<Graph> {
+            let g: Box<dyn BackendGraph> = Box::new(SharedGraph {
+                graph: Arc::new(load_graph(path, device, intra_threads)?),
+                limit,
+            });
+            Ok(Graph::from(g))
+        };
+        let (enc, dec) = kokoro_core::assets::halves(&model.to_string_lossy());
+        let (enc, dec) = (Path::new(&enc), Path::new(&dec));
         let mut map = HashMap::new();
-        map.insert(name.to_string(), Graph::from(g));
+        if enc.is_file() && dec.is_file() {
+            map.insert(format!("{name}.encoder"), shared(enc)?);
+            map.insert(format!("{name}.decoder"), shared(dec)?);
+        } else {
+            map.insert(name.to_string(), shared(model)?);
+        }
         Ok(Self(Arc::new(map)))
+    }
+
+    /// The names graphs are offered under.
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
     }
 
     /// A per-store wasi-nn context over the shared graphs.

@@ -22,12 +22,13 @@ use kokoro_core::voice::VoiceBlend;
 use kokoro_core::{ApiError, AudioFormat, Lang, SpeechRequest};
 use kokoro_synth::pipeline::{self, Input, Output, Rendered, Settings, Speech};
 use kokoro_synth::voices::VoiceStore;
-use kokoro_synth::{Model, Piece, SynthError, Tables, g2p};
+use kokoro_synth::windows::Windows;
+use kokoro_synth::{Model, Piece, SynthError, SynthStats, Tables, g2p};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 /// Engine failures, mapped to API errors at the HTTP boundary.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,13 +53,23 @@ impl EngineError {
     }
 }
 
-/// One inference job: a chunk of one request.
+/// One inference job: a text piece of one request, decoded whole or in windows.
 struct Job {
     input: Input,
     lang: Lang,
     voice: VoiceBlend,
     speed: f32,
-    reply: oneshot::Sender<Result<Rendered, EngineError>>,
+    windows: Option<Windows>,
+    reply: mpsc::UnboundedSender<Result<Part, EngineError>>,
+}
+
+/// What a job sends back, in order: audio parts as each decoder window is done,
+/// then the piece's phonemes and stats. The parts of one piece are bounded by
+/// the piece (at most one call's worth of ids), so the channel needs no bound.
+#[derive(Debug)]
+pub enum Part {
+    Audio(Vec<f32>),
+    Done { phonemes: String, stats: SynthStats },
 }
 
 pub struct Engine {
@@ -147,6 +158,7 @@ impl Engine {
         let device = cfg.device.as_str();
         let settings = Settings {
             chunk: cfg.chunk,
+            windows: cfg.windows,
             target_lufs: cfg.target_lufs,
             true_peak_dbtp: cfg.true_peak_dbtp,
             budget: cfg.budget,
@@ -200,20 +212,22 @@ impl Engine {
         Output::new(&self.settings, format, stream, &NativeEncoders)
     }
 
-    /// Queue one job; the answer arrives on the returned receiver.
+    /// Queue one job; its parts arrive on the returned receiver.
     pub fn submit(
         &self,
         input: Input,
         lang: Lang,
         voice: &VoiceBlend,
         speed: f32,
-    ) -> Result<oneshot::Receiver<Result<Rendered, EngineError>>, EngineError> {
-        let (reply, rx) = oneshot::channel();
+        windows: Option<Windows>,
+    ) -> Result<mpsc::UnboundedReceiver<Result<Part, EngineError>>, EngineError> {
+        let (reply, rx) = mpsc::unbounded_channel();
         let job = Job {
             input,
             lang,
             voice: voice.clone(),
             speed,
+            windows,
             reply,
         };
         match self.tx.try_send(job) {
@@ -226,7 +240,7 @@ impl Engine {
         }
     }
 
-    /// Synthesize one job and wait for it.
+    /// Synthesize one job whole and wait for it.
     pub async fn synthesize(
         &self,
         input: Input,
@@ -234,9 +248,21 @@ impl Engine {
         voice: &VoiceBlend,
         speed: f32,
     ) -> Result<Rendered, EngineError> {
-        let rx = self.submit(input, lang, voice, speed)?;
-        rx.await
-            .unwrap_or_else(|_| Err(EngineError::failed("worker dropped the job")))
+        let mut rx = self.submit(input, lang, voice, speed, None)?;
+        let mut audio = Vec::new();
+        while let Some(part) = rx.recv().await {
+            match part? {
+                Part::Audio(a) => audio.extend(a),
+                Part::Done { phonemes, stats } => {
+                    return Ok(Rendered {
+                        audio,
+                        phonemes,
+                        stats,
+                    });
+                }
+            }
+        }
+        Err(EngineError::failed("worker dropped the job"))
     }
 }
 
@@ -260,7 +286,10 @@ fn warm_up(model: &mut dyn Model, voices: &VoiceStore, vocab: &Vocab) -> Result<
         .map(VoiceBlend::single)
         .ok_or("no voices installed")?;
     let style = voices.style(&voice, ids.len() - 2)?;
-    model.infer(&ids, &style, 1.0).map(|_| ())
+    match model.encode(&ids, &style, 1.0)? {
+        kokoro_synth::Encoded::Features(f) => model.decode(&f, 0..f.frames, &style).map(|_| ()),
+        kokoro_synth::Encoded::Audio(_) => Ok(()),
+    }
 }
 
 /// What a worker thread needs besides its model.
@@ -310,7 +339,9 @@ impl Worker<'_> {
                 }
                 continue;
             };
-            let _ = job.reply.send(result);
+            if let Err(e) = result {
+                let _ = job.reply.send(Err(e));
+            }
             if metrics.queue_depth.load(Ordering::Relaxed) == 0 {
                 // Idle: give the activation memory of that job back to the OS.
                 crate::release_memory();
@@ -319,37 +350,47 @@ impl Worker<'_> {
     }
 }
 
+/// Run one job, sending its parts as they are made; a failure is sent as the
+/// last message.
 fn run_job(
     model: &mut dyn Model,
     job: &Job,
     voices: &VoiceStore,
     vocab: &Vocab,
     metrics: &Metrics,
-) -> Result<Rendered, EngineError> {
+) -> Result<(), EngineError> {
     let tables = Tables { vocab, voices };
     let cancelled = || job.reply.is_closed();
-    let r = pipeline::render(
-        model,
+    let (mut synth, phonemes) = pipeline::start(
         &job.input,
         job.lang,
         &job.voice,
         job.speed,
         tables,
-        &cancelled,
-        &mut |secs| metrics.record_inference(secs),
+        job.windows,
     )
     .map_err(EngineError::Synth)?;
-    if r.stats.nonfinite > 0 {
+    while let Some(part) = synth.next(model, &cancelled, &mut |secs| {
+        metrics.record_inference(secs);
+    }) {
+        let audio = part.map_err(EngineError::Synth)?;
+        if !audio.is_empty() && job.reply.send(Ok(Part::Audio(audio))).is_err() {
+            return Err(EngineError::Synth(SynthError::Cancelled));
+        }
+    }
+    let stats = synth.stats();
+    if stats.nonfinite > 0 {
         metrics
             .nonfinite_samples
-            .fetch_add(r.stats.nonfinite as u64, Ordering::Relaxed);
+            .fetch_add(stats.nonfinite as u64, Ordering::Relaxed);
         tracing::debug!(
-            bad = r.stats.nonfinite,
+            bad = stats.nonfinite,
             "model produced non-finite samples; zeroed"
         );
     }
     metrics.chunks.fetch_add(1, Ordering::Relaxed);
-    Ok(r)
+    let _ = job.reply.send(Ok(Part::Done { phonemes, stats }));
+    Ok(())
 }
 
 /// What [`run`] yields, in order.
@@ -361,20 +402,28 @@ pub enum Event {
     End { bytes: Vec<u8>, phonemes: usize },
 }
 
-/// Run a prepared request, sending events to `tx` as pieces complete. Stops early
-/// when `tx` closes (client gone). One job of look-ahead stays queued so the
-/// worker synthesizes piece k+1 while piece k is post-processed and sent.
+/// Run a prepared request, sending events to `tx` as audio is made. Stops early
+/// when `tx` closes (client gone). The next text piece is queued as soon as the
+/// current one is taken, so a worker starts it the moment the current one is
+/// done, while its last parts are post-processed and sent. The first text piece
+/// of a streamed request is decoded in windows, each sent as it is done.
 pub async fn run(
     engine: Arc<Engine>,
     speech: Speech,
     tx: tokio::sync::mpsc::Sender<Result<Event, EngineError>>,
 ) {
-    let mut output = match engine.output(speech.format, speech.stream) {
+    let output = match engine.output(speech.format, speech.stream) {
         Ok(o) => o,
         Err(e) => {
             let _ = tx.send(Err(EngineError::failed(e))).await;
             return;
         }
+    };
+    let mut out = Emitter {
+        engine: &engine,
+        output: Some(output),
+        meter: speech.budget.meter(),
+        tx: &tx,
     };
     let pieces = &speech.pieces;
     let next_text = |i: usize| {
@@ -384,7 +433,7 @@ pub async fn run(
             .position(|p| matches!(p, Piece::Text(_)))
             .map(|k| k + i)
     };
-    let submit = |j: usize| {
+    let submit = |j: usize, windows: Option<Windows>| {
         let Piece::Text(t) = &pieces[j] else {
             unreachable!("next_text returns text pieces")
         };
@@ -393,18 +442,22 @@ pub async fn run(
             speech.lang,
             &speech.voice,
             speech.speed,
+            windows,
         )
     };
-    let mut meter = speech.budget.meter();
     let mut pending_idx = next_text(0);
-    let mut pending = pending_idx.map(submit);
+    let mut pending = pending_idx.map(|j| submit(j, speech.windows));
     let mut phonemes = 0usize;
     for (i, piece) in pieces.iter().enumerate() {
-        let mut audio = match piece {
-            Piece::Silence(n) => vec![0.0f32; *n],
+        match piece {
+            Piece::Silence(n) => {
+                if out.emit(vec![0.0f32; *n]).await.is_err() {
+                    return;
+                }
+            }
             Piece::Text(_) => {
                 debug_assert_eq!(pending_idx, Some(i));
-                let rx = match pending.take() {
+                let mut rx = match pending.take() {
                     Some(Ok(rx)) => rx,
                     Some(Err(e)) => {
                         let _ = tx.send(Err(e)).await;
@@ -412,77 +465,52 @@ pub async fn run(
                     }
                     None => return,
                 };
-                // Stop at once when the client leaves: dropping `rx` cancels the job
-                // if no worker has started it yet, and frees the admission permit.
-                let result = tokio::select! {
-                    r = rx => r.unwrap_or_else(|_| Err(EngineError::failed("worker dropped the job"))),
-                    () = tx.closed() => {
-                        engine.metrics.client_disconnects.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                };
-                // Queue the next piece before post-processing this one.
                 pending_idx = next_text(i + 1);
-                pending = pending_idx.map(submit);
-                match result.and_then(|r| {
-                    meter
-                        .add_ids(r.stats.ids)
-                        .map(|()| r)
-                        .map_err(|e| EngineError::Synth(SynthError::OverBudget(e)))
-                }) {
-                    Ok(r) => {
-                        phonemes += r.phonemes.chars().count();
-                        r.audio
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
+                pending = pending_idx.map(|j| submit(j, None));
+                loop {
+                    // Stop at once when the client leaves: dropping `rx` cancels the
+                    // job (skipped if not started, stopped between windows if it is)
+                    // and frees the admission permit.
+                    let part = tokio::select! {
+                        p = rx.recv() => p,
+                        () = tx.closed() => {
+                            engine.metrics.client_disconnects.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                    };
+                    let done = match part {
+                        Some(Ok(Part::Audio(a))) => {
+                            if out.emit(a).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        Some(Ok(Part::Done { phonemes: p, stats })) => out
+                            .meter
+                            .add_ids(stats.ids)
+                            .map(|()| p.chars().count())
+                            .map_err(|e| EngineError::Synth(SynthError::OverBudget(e))),
+                        Some(Err(e)) => Err(e),
+                        None => Err(EngineError::failed("worker dropped the job")),
+                    };
+                    match done {
+                        Ok(n) => {
+                            phonemes += n;
+                            break;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
                     }
                 }
             }
-        };
-        if let Err(e) = meter.add_samples(audio.len()) {
-            let _ = tx
-                .send(Err(EngineError::Synth(SynthError::OverBudget(e))))
-                .await;
-            return;
-        }
-        if tx.is_closed() {
-            engine
-                .metrics
-                .client_disconnects
-                .fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let joined = tokio::task::spawn_blocking(move || {
-            let r = output.push(&mut audio);
-            (output, audio.len(), r)
-        })
-        .await;
-        let Ok((o, samples, bytes)) = joined else {
-            let _ = tx
-                .send(Err(EngineError::failed("post-processing panicked")))
-                .await;
-            return;
-        };
-        output = o;
-        let bytes = match bytes {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = tx.send(Err(EngineError::failed(e))).await;
-                return;
-            }
-        };
-        engine.metrics.add_audio_samples(samples);
-        if tx.send(Ok(Event::Audio { samples, bytes })).await.is_err() {
-            engine
-                .metrics
-                .client_disconnects
-                .fetch_add(1, Ordering::Relaxed);
-            return;
         }
     }
     // The tail; for a whole answer this is the encoding of all of it.
+    let Some(mut output) = out.output.take() else {
+        return;
+    };
     let tail = tokio::task::spawn_blocking(move || output.finish(&NativeEncoders))
         .await
         .unwrap_or_else(|_| Err("encoding panicked".into()))
@@ -490,4 +518,70 @@ pub async fn run(
     let _ = tx
         .send(tail.map(|bytes| Event::End { bytes, phonemes }))
         .await;
+}
+
+/// The post-processing side of [`run`]: meters samples, normalizes and encodes
+/// on a blocking thread, sends the bytes.
+struct Emitter<'a> {
+    engine: &'a Engine,
+    output: Option<Output>,
+    meter: kokoro_synth::budget::Meter,
+    tx: &'a tokio::sync::mpsc::Sender<Result<Event, EngineError>>,
+}
+
+impl Emitter<'_> {
+    /// `Err` when the run must stop (the reason is already sent or the client is gone).
+    async fn emit(&mut self, mut audio: Vec<f32>) -> Result<(), ()> {
+        if let Err(e) = self.meter.add_samples(audio.len()) {
+            let _ = self
+                .tx
+                .send(Err(EngineError::Synth(SynthError::OverBudget(e))))
+                .await;
+            return Err(());
+        }
+        let disconnected = || {
+            self.engine
+                .metrics
+                .client_disconnects
+                .fetch_add(1, Ordering::Relaxed);
+        };
+        if self.tx.is_closed() {
+            disconnected();
+            return Err(());
+        }
+        let Some(mut output) = self.output.take() else {
+            return Err(());
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = output.push(&mut audio);
+            (output, audio.len(), r)
+        })
+        .await;
+        let Ok((o, samples, bytes)) = joined else {
+            let _ = self
+                .tx
+                .send(Err(EngineError::failed("post-processing panicked")))
+                .await;
+            return Err(());
+        };
+        self.output = Some(o);
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = self.tx.send(Err(EngineError::failed(e))).await;
+                return Err(());
+            }
+        };
+        self.engine.metrics.add_audio_samples(samples);
+        if self
+            .tx
+            .send(Ok(Event::Audio { samples, bytes }))
+            .await
+            .is_err()
+        {
+            disconnected();
+            return Err(());
+        }
+        Ok(())
+    }
 }
