@@ -160,14 +160,15 @@ fn main() {
         Neural models changed that: they learn prosody from data, so pauses and emphasis fall where a person would put them. \
         A small model like Kokoro can now run on an ordinary processor, faster than real time, which makes it practical for services at the edge.";
     let para_ps = kokoro_synth::g2p::phonemize(paragraph, kokoro_core::Lang::EnUs).unwrap();
-    let calls: Vec<(Vec<i64>, Vec<f32>)> = kokoro_core::chunk::split_phonemes(&para_ps, kokoro_synth::IDS_PER_CALL)
-        .into_iter()
-        .map(|piece| {
-            let (ids, _) = engine.vocab().encode_padded(piece);
-            let style = engine.voices().style(&voice, ids.len() - 2).unwrap();
-            (ids, style)
-        })
-        .collect();
+    let calls: Vec<(Vec<i64>, Vec<f32>)> =
+        kokoro_core::chunk::split_phonemes(&para_ps, kokoro_synth::IDS_PER_CALL)
+            .into_iter()
+            .map(|piece| {
+                let (ids, _) = engine.vocab().encode_padded(piece);
+                let style = engine.voices().style(&voice, ids.len() - 2).unwrap();
+                (ids, style)
+            })
+            .collect();
     let mut raw = OrtModel::load_unsplit(&ecfg).unwrap();
     let (mut p_raw, mut p_engine, mut p_audio) = (Vec::new(), Vec::new(), 0usize);
     for _ in 0..reps.min(3) {

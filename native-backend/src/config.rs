@@ -48,8 +48,9 @@ pub struct EngineArgs {
     /// sentence or clause; first audio comes from its first decoder window).
     #[arg(long, env = "KOKORO_FIRST_CHUNK_CHARS", default_value_t = kokoro_synth::DEFAULT_CHUNK.first_max_chars)]
     pub first_chunk_chars: usize,
-    /// Speech frames (25 ms) in a streamed request's first decoder window; later
-    /// windows double. 0 decodes whole pieces (no windows).
+    /// Decode streamed requests in windows of frames (25 ms): this many speech
+    /// frames first, the second window as long, then doubling. 0 decodes whole
+    /// chunks (first audio then waits for the whole first chunk).
     #[arg(long, env = "KOKORO_FIRST_WINDOW_FRAMES", default_value_t = kokoro_synth::windows::DEFAULT_WINDOWS.first)]
     pub first_window_frames: usize,
     /// Frames decoded beyond each side of a decoder window (for the cross-fade).

@@ -436,3 +436,53 @@ fn cuda_request_fails_loudly_without_cuda() {
         .expect("no CUDA here: start must fail, not fall back to CPU");
     assert!(err.contains("CUDA") || err.contains("cuda"), "{err}");
 }
+
+/// The model as two halves on the real graph: decoding every frame is exactly the
+/// unsplit graph, and decoder windows stream the same sentence in parts that
+/// cover it (no frame lost or doubled, the first part well under a second).
+#[test]
+fn the_split_model_is_exact_and_windows_cover_the_sentence() {
+    use kokoro_backend::engine::model::OrtModel;
+    use kokoro_synth::windows::DEFAULT_WINDOWS;
+    use kokoro_synth::{Synthesis, Tables, synthesize};
+    let e = engine();
+    let cfg = e.config();
+    let mut split = OrtModel::load(cfg).unwrap();
+    assert!(split.is_split(), "the default model's halves are installed");
+    let mut whole = OrtModel::load_unsplit(cfg).unwrap();
+    assert!(!whole.is_split());
+    let ps = kokoro_synth::g2p::phonemize(
+        "The quick brown fox jumps over the lazy dog.",
+        kokoro_core::Lang::EnUs,
+    )
+    .unwrap();
+    let (ids, _) = e.vocab().encode_padded(&ps);
+    let voice = kokoro_core::voice::VoiceBlend::single("af_heart");
+    let style = e.voices().style(&voice, ids.len() - 2).unwrap();
+    let a = split.infer(&ids, &style, 1.0).unwrap();
+    let b = whole.infer(&ids, &style, 1.0).unwrap();
+    assert_eq!(a.len(), b.len());
+    assert!(a == b, "the halves differ from the whole graph");
+    let t = Tables {
+        vocab: e.vocab(),
+        voices: e.voices(),
+    };
+    let (all, _) = synthesize(&mut split, &ps, &voice, 1.0, t, &|| false, &mut |_| {}).unwrap();
+    let mut s = Synthesis::new(&ps, &voice, 1.0, t, Some(DEFAULT_WINDOWS)).unwrap();
+    let mut parts = Vec::new();
+    while let Some(p) = s.next(&mut split, &|| false, &mut |_| {}) {
+        parts.push(p.unwrap());
+    }
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    assert!(
+        !parts[0].is_empty() && parts[0].len() < 24_000,
+        "first part {}",
+        parts[0].len()
+    );
+    let n = parts.iter().map(Vec::len).sum::<usize>();
+    assert!(
+        n.abs_diff(all.len()) * 100 <= all.len(),
+        "{n} vs {} samples",
+        all.len()
+    );
+}

@@ -51,7 +51,7 @@ impl Encoders for PureEncoders {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
     pub chunk: ChunkOptions,
-    /// How the first text piece of a streamed request is decoded (`None`: whole).
+    /// How the text pieces of a streamed request are decoded (`None`: whole).
     pub windows: Option<Windows>,
     pub target_lufs: f64,
     pub true_peak_dbtp: f64,
@@ -90,7 +90,7 @@ pub struct Speech {
     pub stream: bool,
     /// What the request may make; each run meters itself against it.
     pub budget: Budget,
-    /// Decoder windows for the first text piece (streamed requests only).
+    /// Decoder windows for the text pieces (streamed requests only).
     pub windows: Option<Windows>,
 }
 
@@ -280,7 +280,7 @@ pub struct Run<'a> {
     output: Output,
     next: usize,
     current: Option<Synthesis>,
-    /// Decoder windows, taken by the first text piece.
+    /// Decoder windows for every text piece (streamed requests).
     windows: Option<Windows>,
     done: bool,
 }
@@ -339,7 +339,7 @@ impl<'a> Run<'a> {
                 Piece::Silence(n) => break vec![0.0f32; *n],
                 Piece::Text(t) => {
                     let sp = self.speech;
-                    let windows = self.windows.take();
+                    let windows = self.windows;
                     let started = start(
                         &Input::Text(t.clone()),
                         sp.lang,

@@ -23,12 +23,12 @@ use kokoro_core::{ApiError, AudioFormat, Lang, SpeechRequest};
 use kokoro_synth::pipeline::{self, Input, Output, Rendered, Settings, Speech};
 use kokoro_synth::voices::VoiceStore;
 use kokoro_synth::windows::Windows;
-use kokoro_synth::{Model, Piece, SynthError, SynthStats, Tables, g2p};
+use kokoro_synth::{Model, Piece, SynthError, SynthStats, Synthesis, Tables, g2p};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
 /// Engine failures, mapped to API errors at the HTTP boundary.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,24 +53,37 @@ impl EngineError {
     }
 }
 
-/// One inference job: a text piece of one request, decoded whole or in windows.
+/// One inference job: one step of a text piece (G2P, the encoder and the first
+/// decoder window when it starts, then one window per job), so the jobs of
+/// concurrent requests interleave window by window.
 struct Job {
-    input: Input,
-    lang: Lang,
-    voice: VoiceBlend,
-    speed: f32,
-    windows: Option<Windows>,
-    reply: mpsc::UnboundedSender<Result<Part, EngineError>>,
+    /// Taken by the worker that runs it.
+    work: Option<Work>,
+    reply: oneshot::Sender<Result<Step, EngineError>>,
 }
 
-/// What a job sends back, in order: audio parts as each decoder window is done,
-/// then the piece's phonemes and stats. The parts of one piece are bounded by
-/// the piece (at most one call's worth of ids), so the channel needs no bound.
-#[derive(Debug)]
-pub enum Part {
-    Audio(Vec<f32>),
-    Done { phonemes: String, stats: SynthStats },
+enum Work {
+    Start {
+        input: Input,
+        lang: Lang,
+        voice: VoiceBlend,
+        speed: f32,
+        windows: Option<Windows>,
+    },
+    Continue(Box<Synthesis>),
 }
+
+/// What one job made: audio, and the synthesis to continue (`None` when the piece
+/// is done, with its stats). The first step of a piece carries its phonemes.
+pub struct Step {
+    pub audio: Vec<f32>,
+    next: Option<Box<Synthesis>>,
+    pub phonemes: Option<String>,
+    pub stats: SynthStats,
+}
+
+/// A piece being synthesized: the receiver of its current job.
+pub type Pending = oneshot::Receiver<Result<Step, EngineError>>;
 
 pub struct Engine {
     cfg: EngineConfig,
@@ -212,7 +225,7 @@ impl Engine {
         Output::new(&self.settings, format, stream, &NativeEncoders)
     }
 
-    /// Queue one job; its parts arrive on the returned receiver.
+    /// Queue the first step of a text piece.
     pub fn submit(
         &self,
         input: Input,
@@ -220,17 +233,27 @@ impl Engine {
         voice: &VoiceBlend,
         speed: f32,
         windows: Option<Windows>,
-    ) -> Result<mpsc::UnboundedReceiver<Result<Part, EngineError>>, EngineError> {
-        let (reply, rx) = mpsc::unbounded_channel();
-        let job = Job {
+    ) -> Result<Pending, EngineError> {
+        self.queue(Work::Start {
             input,
             lang,
             voice: voice.clone(),
             speed,
             windows,
+        })
+    }
+
+    /// Queue the next step of `step`'s piece; `None` when the piece is done.
+    pub fn resume(&self, step: &mut Step) -> Option<Result<Pending, EngineError>> {
+        step.next.take().map(|s| self.queue(Work::Continue(s)))
+    }
+
+    fn queue(&self, work: Work) -> Result<Pending, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Job {
+            work: Some(work),
             reply,
-        };
-        match self.tx.try_send(job) {
+        }) {
             Ok(()) => {
                 self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
                 Ok(rx)
@@ -240,7 +263,7 @@ impl Engine {
         }
     }
 
-    /// Synthesize one job whole and wait for it.
+    /// Synthesize one piece whole and wait for it.
     pub async fn synthesize(
         &self,
         input: Input,
@@ -248,21 +271,27 @@ impl Engine {
         voice: &VoiceBlend,
         speed: f32,
     ) -> Result<Rendered, EngineError> {
-        let mut rx = self.submit(input, lang, voice, speed, None)?;
-        let mut audio = Vec::new();
-        while let Some(part) = rx.recv().await {
-            match part? {
-                Part::Audio(a) => audio.extend(a),
-                Part::Done { phonemes, stats } => {
+        let mut pending = self.submit(input, lang, voice, speed, None)?;
+        let (mut audio, mut phonemes) = (Vec::new(), String::new());
+        loop {
+            let mut step = pending
+                .await
+                .unwrap_or_else(|_| Err(EngineError::failed("worker dropped the job")))?;
+            audio.append(&mut step.audio);
+            if let Some(p) = step.phonemes.take() {
+                phonemes = p;
+            }
+            match self.resume(&mut step) {
+                Some(p) => pending = p?,
+                None => {
                     return Ok(Rendered {
                         audio,
                         phonemes,
-                        stats,
+                        stats: step.stats,
                     });
                 }
             }
         }
-        Err(EngineError::failed("worker dropped the job"))
     }
 }
 
@@ -309,7 +338,7 @@ impl Worker<'_> {
     fn run(&self, mut model: Box<dyn Model + Send>) {
         let metrics = self.metrics;
         loop {
-            let job = {
+            let mut job = {
                 let guard = self.rx.lock().unwrap_or_else(|p| p.into_inner());
                 match guard.recv() {
                     Ok(j) => j,
@@ -322,7 +351,7 @@ impl Worker<'_> {
                 continue;
             }
             let result = catch_unwind(AssertUnwindSafe(|| {
-                run_job(model.as_mut(), &job, self.voices, self.vocab, metrics)
+                run_job(model.as_mut(), &mut job, self.voices, self.vocab, metrics)
             }));
             let Ok(result) = result else {
                 metrics.worker_panics.fetch_add(1, Ordering::Relaxed);
@@ -339,9 +368,7 @@ impl Worker<'_> {
                 }
                 continue;
             };
-            if let Err(e) = result {
-                let _ = job.reply.send(Err(e));
-            }
+            let _ = job.reply.send(result);
             if metrics.queue_depth.load(Ordering::Relaxed) == 0 {
                 // Idle: give the activation memory of that job back to the OS.
                 crate::release_memory();
@@ -350,47 +377,64 @@ impl Worker<'_> {
     }
 }
 
-/// Run one job, sending its parts as they are made; a failure is sent as the
-/// last message.
+/// Run one step: start the piece (G2P, plan) if needed, then one model step.
 fn run_job(
     model: &mut dyn Model,
-    job: &Job,
+    job: &mut Job,
     voices: &VoiceStore,
     vocab: &Vocab,
     metrics: &Metrics,
-) -> Result<(), EngineError> {
+) -> Result<Step, EngineError> {
     let tables = Tables { vocab, voices };
-    let cancelled = || job.reply.is_closed();
-    let (mut synth, phonemes) = pipeline::start(
-        &job.input,
-        job.lang,
-        &job.voice,
-        job.speed,
-        tables,
-        job.windows,
-    )
-    .map_err(EngineError::Synth)?;
-    while let Some(part) = synth.next(model, &cancelled, &mut |secs| {
+    let work = job
+        .work
+        .take()
+        .ok_or_else(|| EngineError::failed("a job ran twice"))?;
+    let (mut synth, phonemes) = match work {
+        Work::Start {
+            input,
+            lang,
+            voice,
+            speed,
+            windows,
+        } => {
+            let (s, p) = pipeline::start(&input, lang, &voice, speed, tables, windows)
+                .map_err(EngineError::Synth)?;
+            (Box::new(s), Some(p))
+        }
+        Work::Continue(s) => (s, None),
+    };
+    let reply = &job.reply;
+    let part = synth.next(model, &|| reply.is_closed(), &mut |secs| {
         metrics.record_inference(secs);
-    }) {
-        let audio = part.map_err(EngineError::Synth)?;
-        if !audio.is_empty() && job.reply.send(Ok(Part::Audio(audio))).is_err() {
-            return Err(EngineError::Synth(SynthError::Cancelled));
+    });
+    match part {
+        Some(audio) => Ok(Step {
+            audio: audio.map_err(EngineError::Synth)?,
+            next: Some(synth),
+            phonemes,
+            stats: SynthStats::default(),
+        }),
+        None => {
+            let stats = synth.stats();
+            if stats.nonfinite > 0 {
+                metrics
+                    .nonfinite_samples
+                    .fetch_add(stats.nonfinite as u64, Ordering::Relaxed);
+                tracing::debug!(
+                    bad = stats.nonfinite,
+                    "model produced non-finite samples; zeroed"
+                );
+            }
+            metrics.chunks.fetch_add(1, Ordering::Relaxed);
+            Ok(Step {
+                audio: Vec::new(),
+                next: None,
+                phonemes,
+                stats,
+            })
         }
     }
-    let stats = synth.stats();
-    if stats.nonfinite > 0 {
-        metrics
-            .nonfinite_samples
-            .fetch_add(stats.nonfinite as u64, Ordering::Relaxed);
-        tracing::debug!(
-            bad = stats.nonfinite,
-            "model produced non-finite samples; zeroed"
-        );
-    }
-    metrics.chunks.fetch_add(1, Ordering::Relaxed);
-    let _ = job.reply.send(Ok(Part::Done { phonemes, stats }));
-    Ok(())
 }
 
 /// What [`run`] yields, in order.
@@ -403,10 +447,10 @@ pub enum Event {
 }
 
 /// Run a prepared request, sending events to `tx` as audio is made. Stops early
-/// when `tx` closes (client gone). The next text piece is queued as soon as the
-/// current one is taken, so a worker starts it the moment the current one is
-/// done, while its last parts are post-processed and sent. The first text piece
-/// of a streamed request is decoded in windows, each sent as it is done.
+/// when `tx` closes (client gone). Each job is one model step (the encoder and a
+/// first window, or a window), and the next one is queued before the part it
+/// made is post-processed and sent, so the worker keeps going; a request has one
+/// job queued at a time and concurrent requests take turns window by window.
 pub async fn run(
     engine: Arc<Engine>,
     speech: Speech,
@@ -457,51 +501,63 @@ pub async fn run(
             }
             Piece::Text(_) => {
                 debug_assert_eq!(pending_idx, Some(i));
-                let mut rx = match pending.take() {
-                    Some(Ok(rx)) => rx,
+                let mut current = match pending.take() {
+                    Some(Ok(rx)) => Some(rx),
                     Some(Err(e)) => {
                         let _ = tx.send(Err(e)).await;
                         return;
                     }
                     None => return,
                 };
-                pending_idx = next_text(i + 1);
-                pending = pending_idx.map(|j| submit(j, None));
-                loop {
+                while let Some(rx) = current.take() {
                     // Stop at once when the client leaves: dropping `rx` cancels the
-                    // job (skipped if not started, stopped between windows if it is)
-                    // and frees the admission permit.
-                    let part = tokio::select! {
-                        p = rx.recv() => p,
+                    // job (skipped if not started, stopped before its model call if
+                    // it is) and frees the admission permit.
+                    let result = tokio::select! {
+                        r = rx => r.unwrap_or_else(|_| Err(EngineError::failed("worker dropped the job"))),
                         () = tx.closed() => {
                             engine.metrics.client_disconnects.fetch_add(1, Ordering::Relaxed);
                             return;
                         }
                     };
-                    let done = match part {
-                        Some(Ok(Part::Audio(a))) => {
-                            if out.emit(a).await.is_err() {
-                                return;
-                            }
-                            continue;
-                        }
-                        Some(Ok(Part::Done { phonemes: p, stats })) => out
-                            .meter
-                            .add_ids(stats.ids)
-                            .map(|()| p.chars().count())
-                            .map_err(|e| EngineError::Synth(SynthError::OverBudget(e))),
-                        Some(Err(e)) => Err(e),
-                        None => Err(EngineError::failed("worker dropped the job")),
-                    };
-                    match done {
-                        Ok(n) => {
-                            phonemes += n;
-                            break;
-                        }
+                    let mut step = match result {
+                        Ok(s) => s,
                         Err(e) => {
                             let _ = tx.send(Err(e)).await;
                             return;
                         }
+                    };
+                    // Queue what comes next before post-processing this part: the
+                    // piece's next window, or the next piece.
+                    let more = engine.resume(&mut step);
+                    let done = more.is_none();
+                    match more {
+                        Some(Ok(p)) => current = Some(p),
+                        Some(Err(e)) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                        None => {
+                            pending_idx = next_text(i + 1);
+                            pending = pending_idx.map(|j| submit(j, speech.windows));
+                        }
+                    }
+                    if let Some(p) = &step.phonemes {
+                        phonemes += p.chars().count();
+                    }
+                    if !step.audio.is_empty()
+                        && out.emit(std::mem::take(&mut step.audio)).await.is_err()
+                    {
+                        return;
+                    }
+                    if done {
+                        if let Err(e) = out.meter.add_ids(step.stats.ids) {
+                            let _ = tx
+                                .send(Err(EngineError::Synth(SynthError::OverBudget(e))))
+                                .await;
+                            return;
+                        }
+                        break;
                     }
                 }
             }
