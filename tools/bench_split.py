@@ -16,6 +16,7 @@ SENTENCES_JSON: [{"text", "tokens": [...]}] (tokens from a backend's /dev/phonem
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 
@@ -24,6 +25,9 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 from onnx.utils import Extractor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_stream import distance  # noqa: E402  (the same log-mel distance)
 
 FEATS = ["/encoder/MatMul_1_output_0", "/encoder/Reshape_output_0", "/encoder/Reshape_1_output_0"]
 DURATIONS = "/encoder/Clip_output_0"
@@ -62,35 +66,6 @@ def split(model, tmp):
     capped = os.path.join(tmp, "capped.onnx")
     onnx.save(m, capped)
     return paths + (capped,)
-
-
-def mel_bank(sr=24000, nfft=1024, bands=80):
-    hz = lambda m: 700 * (10 ** (m / 2595) - 1)
-    mel = lambda h: 2595 * np.log10(1 + h / 700)
-    bins = np.floor((nfft + 1) * hz(np.linspace(mel(0), mel(sr / 2), bands + 2)) / sr).astype(int)
-    fb = np.zeros((bands, nfft // 2 + 1))
-    for i in range(bands):
-        lo, c, hi = bins[i], bins[i + 1], bins[i + 2]
-        fb[i, lo:c] = (np.arange(lo, c) - lo) / max(c - lo, 1)
-        fb[i, c:hi] = (hi - np.arange(c, hi)) / max(hi - c, 1)
-    return fb
-
-
-BANK = mel_bank()
-
-
-def logmel(x, nfft=1024, hop=256):
-    w = np.hanning(nfft)
-    frames = np.array([x[i:i + nfft] * w for i in range(0, len(x) - nfft, hop)])
-    return 10 * np.log10(BANK @ (np.abs(np.fft.rfft(frames, axis=1)) ** 2).T + 1e-10)
-
-
-def distance(a, ref):
-    """Log-mel RMS distance in dB over the reference's frames within 60 dB of its peak."""
-    n = min(len(a), len(ref))
-    ma, mr = logmel(a[:n]), logmel(ref[:n])
-    keep = mr.max(axis=0) > mr.max() - 60
-    return float(np.sqrt(((ma - mr)[:, keep] ** 2).mean()))
 
 
 def speech_span(x, thr=0.01):

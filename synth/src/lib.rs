@@ -93,6 +93,45 @@ pub struct Features {
 }
 
 impl Features {
+    /// The encoder's outputs at the cut (see `kokoro_core::assets::CUT_*`): text
+    /// features of `shape` [1, channels, frames], F0 and energy (2 per frame) and
+    /// frames per token, checked to agree.
+    pub fn from_cut(
+        shape: &[usize],
+        asr: Vec<f32>,
+        f0: Vec<f32>,
+        energy: Vec<f32>,
+        durations: &[f32],
+    ) -> Result<Self, String> {
+        let [1, channels, frames] = shape[..] else {
+            return Err(format!("features of shape {shape:?}"));
+        };
+        if asr.len() != channels * frames || f0.len() != 2 * frames || energy.len() != 2 * frames {
+            return Err("the encoder's outputs disagree on the frame count".into());
+        }
+        Ok(Self {
+            frames,
+            asr,
+            channels,
+            f0,
+            energy,
+            durations: durations.iter().map(|&d| d.max(0.0) as u32).collect(),
+        })
+    }
+
+    /// The same from a graph's named outputs: `get` returns an output's shape and
+    /// values by name.
+    pub fn from_outputs(
+        mut get: impl FnMut(&str) -> Result<(Vec<usize>, Vec<f32>), String>,
+    ) -> Result<Self, String> {
+        use kokoro_core::assets::{CUT_DURATIONS, CUT_ENERGY, CUT_F0, CUT_FEATURES};
+        let (shape, asr) = get(CUT_FEATURES)?;
+        let (_, f0) = get(CUT_F0)?;
+        let (_, energy) = get(CUT_ENERGY)?;
+        let (_, durations) = get(CUT_DURATIONS)?;
+        Self::from_cut(&shape, asr, f0, energy, &durations)
+    }
+
     /// The decoder's inputs for frames `r`: (asr, f0, energy), copied out.
     pub fn window(&self, r: &Range<usize>) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let n = r.end - r.start;
@@ -512,6 +551,34 @@ mod tests {
             v.push(f32::NAN);
             Ok(Encoded::Audio(v))
         }
+    }
+
+    #[test]
+    fn features_from_the_cut_are_checked() {
+        let f = Features::from_cut(
+            &[1, 2, 3],
+            vec![0.0; 6],
+            vec![0.0; 6],
+            vec![0.0; 6],
+            &[2.0, -1.0],
+        )
+        .unwrap();
+        assert_eq!((f.channels, f.frames), (2, 3));
+        assert_eq!(f.durations, vec![2, 0]);
+        let (asr, f0, _) = Features {
+            asr: (0..6).map(|i| i as f32).collect(),
+            f0: (0..6).map(|i| i as f32).collect(),
+            ..f.clone()
+        }
+        .window(&(1..3));
+        assert_eq!(
+            (asr, f0),
+            (vec![1.0, 2.0, 4.0, 5.0], vec![2.0, 3.0, 4.0, 5.0])
+        );
+        assert!(
+            Features::from_cut(&[1, 2, 3], vec![0.0; 5], vec![0.0; 6], vec![0.0; 6], &[]).is_err()
+        );
+        assert!(Features::from_cut(&[2, 3], vec![], vec![], vec![], &[]).is_err());
     }
 
     /// Windows change nothing for a model whose audio does not depend on the

@@ -201,33 +201,16 @@ impl Model for NnModel {
                 .ok_or_else(|| "the graph returned no output".to_string())?;
             return Ok(Encoded::Audio(f32_output(&audio)?.1));
         }
-        let get = |name: &str| -> Result<(Vec<u32>, Vec<f32>), String> {
+        Features::from_outputs(|name| {
             let t = outputs
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, t)| t)
                 .ok_or_else(|| format!("the encoder returned no {name}"))?;
-            f32_output(t)
-        };
-        let (shape, asr) = get(layout::CUT_FEATURES)?;
-        let (_, f0) = get(layout::CUT_F0)?;
-        let (_, energy) = get(layout::CUT_ENERGY)?;
-        let (_, durations) = get(layout::CUT_DURATIONS)?;
-        let [_, channels, frames] = shape[..] else {
-            return Err(format!("features of shape {shape:?}"));
-        };
-        let (channels, frames) = (channels as usize, frames as usize);
-        if asr.len() != channels * frames || f0.len() != 2 * frames || energy.len() != 2 * frames {
-            return Err("the encoder's outputs disagree on the frame count".into());
-        }
-        Ok(Encoded::Features(Features {
-            frames,
-            asr,
-            channels,
-            f0,
-            energy,
-            durations: durations.iter().map(|&d| d.max(0.0) as u32).collect(),
-        }))
+            let (dims, v) = f32_output(t)?;
+            Ok((dims.iter().map(|&d| d as usize).collect(), v))
+        })
+        .map(Encoded::Features)
     }
 
     fn decode(

@@ -184,29 +184,14 @@ impl Model for OrtModel {
                 .map_err(e)?;
             return Ok(Encoded::Audio(audio.to_vec()));
         }
-        let get = |name: &str| -> Result<(Vec<i64>, Vec<f32>), String> {
+        Features::from_outputs(|name| {
             let (shape, v) = outputs[name].try_extract_tensor::<f32>().map_err(e)?;
-            Ok((shape.to_vec(), v.to_vec()))
-        };
-        let (shape, asr) = get(layout::CUT_FEATURES)?;
-        let (_, f0) = get(layout::CUT_F0)?;
-        let (_, energy) = get(layout::CUT_ENERGY)?;
-        let (_, durations) = get(layout::CUT_DURATIONS)?;
-        let [_, channels, frames] = shape[..] else {
-            return Err(format!("features of shape {shape:?}"));
-        };
-        let (channels, frames) = (channels as usize, frames as usize);
-        if asr.len() != channels * frames || f0.len() != 2 * frames || energy.len() != 2 * frames {
-            return Err("the encoder's outputs disagree on the frame count".into());
-        }
-        Ok(Encoded::Features(Features {
-            frames,
-            asr,
-            channels,
-            f0,
-            energy,
-            durations: durations.iter().map(|&d| d.max(0.0) as u32).collect(),
-        }))
+            Ok((
+                shape.iter().map(|&d| d.max(0) as usize).collect(),
+                v.to_vec(),
+            ))
+        })
+        .map(Encoded::Features)
     }
 
     fn decode(
