@@ -408,8 +408,10 @@ pub fn edge_silence(phonemes: &str) -> (usize, usize) {
 }
 
 /// Cut leading and trailing silence down to `keep_lead` / `keep_tail` samples.
-/// All-silent audio is left alone.
-pub fn trim_silence(audio: &mut Vec<f32>, keep_lead: usize, keep_tail: usize) {
+/// All-silent audio is left alone. The batch form of [`windows::Trimmer`], which
+/// the pipeline uses; kept as the reference its tests compare against.
+#[cfg(test)]
+pub(crate) fn trim_silence(audio: &mut Vec<f32>, keep_lead: usize, keep_tail: usize) {
     let Some(first) = audio.iter().position(|s| s.abs() > SILENCE) else {
         return;
     };
