@@ -12,6 +12,7 @@ use crate::numbers::{cardinal, digits, fraction, integer_str, ordinal, pluralize
 use regex::{Captures, Regex};
 use serde_json::Value;
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::LazyLock;
 
 /// A normalization group: a switch of the request's `normalization` object.
@@ -616,7 +617,8 @@ fn pass<'t>(
     on: bool,
     text: Cow<'t, str>,
     re: &LazyLock<Regex>,
-    mut f: impl FnMut(&Captures, &str) -> Option<String>,
+    f: impl FnMut(&Captures, &str) -> Option<String>,
+    map: Option<&mut SpanMap>,
 ) -> Cow<'t, str> {
     if !on {
         return text;
@@ -625,11 +627,114 @@ fn pass<'t>(
     if !re.is_match(&text) {
         return text;
     }
-    let hay: &str = &text;
-    let out = re.replace_all(hay, |c: &Captures| {
-        f(c, hay).unwrap_or_else(|| c[0].to_string())
-    });
-    Cow::Owned(out.into_owned())
+    Cow::Owned(rewrite_all(re, &text, f, map))
+}
+
+/// Every match of `re` in `hay` replaced by what `f` makes of it (the match itself
+/// where `f` declines), left to right, as `Regex::replace_all` does; with a map,
+/// the map follows (a replacement's bytes all come from the whole match).
+fn rewrite_all(
+    re: &Regex,
+    hay: &str,
+    mut f: impl FnMut(&Captures, &str) -> Option<String>,
+    map: Option<&mut SpanMap>,
+) -> String {
+    let mut out = String::with_capacity(hay.len() + hay.len() / 2);
+    let mut from = Vec::new();
+    let mut last = 0;
+    for c in re.captures_iter(hay) {
+        let m = c.get(0).expect("group 0 always matches");
+        out.push_str(&hay[last..m.start()]);
+        let at = out.len();
+        match f(&c, hay) {
+            Some(rep) => {
+                out.push_str(&rep);
+                if map.is_some() {
+                    from.push((m.range(), at..out.len()));
+                }
+            }
+            // Declined: the match stays, byte for byte (and so does its map).
+            None => out.push_str(m.as_str()),
+        }
+        last = m.end();
+    }
+    out.push_str(&hay[last..]);
+    if let Some(map) = map {
+        map.rewrite(&from, out.len());
+    }
+    out
+}
+
+/// The input bytes that `bytes[range]` came from, as one range; an empty range
+/// is empty where it lies (the start of the byte after it, or the end of the text).
+fn cover(bytes: &[(u32, u32)], range: Range<usize>) -> (u32, u32) {
+    match bytes.get(range.start..range.end.min(bytes.len())) {
+        Some(b) if !b.is_empty() => (
+            b.iter().map(|s| s.0).min().unwrap_or(0),
+            b.iter().map(|s| s.1).max().unwrap_or(0),
+        ),
+        _ => {
+            let at = bytes
+                .get(range.start)
+                .map_or_else(|| bytes.last().map_or(0, |s| s.1), |s| s.0);
+            (at, at)
+        }
+    }
+}
+
+/// Where each byte of normalized text came from: for byte `i` of the output, the
+/// bytes of the input it speaks for. Copied bytes map to themselves; every byte of
+/// a rewrite maps to the whole text it replaced ("$12.99" for each byte of
+/// "twelve dollars and ninety nine cents"). Kept only when asked for (word
+/// timestamps), so plain normalization pays nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanMap {
+    from: Vec<(u32, u32)>,
+}
+
+impl SpanMap {
+    /// The map of text that was not rewritten.
+    pub fn identity(len: usize) -> SpanMap {
+        let len = u32::try_from(len).expect("text under 4 GiB");
+        SpanMap {
+            from: (0..len).map(|i| (i, i + 1)).collect(),
+        }
+    }
+
+    /// Bytes of output text.
+    pub fn len(&self) -> usize {
+        self.from.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.from.is_empty()
+    }
+
+    /// The input bytes that output bytes `out` speak for (the smallest range
+    /// covering them all); an empty range maps to an empty range where it lies.
+    pub fn source(&self, out: Range<usize>) -> Range<usize> {
+        let (lo, hi) = cover(&self.from, out);
+        lo as usize..hi as usize
+    }
+
+    /// Follow one pass: `edits` are (replaced range of the old text, its
+    /// replacement's range in the new text), in order; `len` is the new length.
+    fn rewrite(&mut self, edits: &[(Range<usize>, Range<usize>)], len: usize) {
+        let old = std::mem::take(&mut self.from);
+        let mut new = Vec::with_capacity(len);
+        let mut last = 0;
+        for (was, now) in edits {
+            new.extend_from_slice(&old[last..was.start]);
+            if !now.is_empty() {
+                let span = cover(&old, was.clone());
+                new.extend(std::iter::repeat_n(span, now.len()));
+            }
+            last = was.end;
+        }
+        new.extend_from_slice(&old[last..]);
+        debug_assert_eq!(new.len(), len);
+        self.from = new;
+    }
 }
 
 const TLD_MARKS: [&str; 21] = [
@@ -997,31 +1102,51 @@ fn number(c: &Captures, hay: &str) -> Option<String> {
 /// component, which starts from a fresh instance, and so fresh `LazyLock`s, on
 /// every request).
 pub fn normalize<'t>(text: &'t str, opts: &NormalizeOptions) -> Cow<'t, str> {
-    if !opts.enabled {
-        return Cow::Borrowed(text);
-    }
+    passes(text, &prefiltered(text, opts), None)
+}
+
+/// [`normalize`], and where each byte of the result came from in `text`.
+pub fn normalize_mapped(text: &str, opts: &NormalizeOptions) -> (String, SpanMap) {
+    let mut map = SpanMap::identity(text.len());
+    let out = passes(text, &prefiltered(text, opts), Some(&mut map)).into_owned();
+    debug_assert_eq!(map.len(), out.len());
+    (out, map)
+}
+
+/// `opts` with the groups whose prefilter says they cannot match switched off.
+fn prefiltered(text: &str, opts: &NormalizeOptions) -> NormalizeOptions {
     let facts = Facts {
         text,
         has_digit: text.bytes().any(|b| b.is_ascii_digit()),
         n_digits: text.bytes().filter(u8::is_ascii_digit).count(),
     };
     let mut live = *opts;
-    for g in Group::all() {
-        if live.is_on(g) && !(GROUPS[g.0 as usize].may_match)(&facts) {
-            live.set(g, false);
+    if opts.enabled {
+        for g in Group::all() {
+            if live.is_on(g) && !(GROUPS[g.0 as usize].may_match)(&facts) {
+                live.set(g, false);
+            }
         }
     }
-    run_passes(text, &live)
+    live
 }
 
 /// Every enabled rule, without the prefilter (the prefilter must not change results).
 #[doc(hidden)]
 pub fn run_passes<'t>(text: &'t str, opts: &NormalizeOptions) -> Cow<'t, str> {
+    passes(text, opts, None)
+}
+
+fn passes<'t>(
+    text: &'t str,
+    opts: &NormalizeOptions,
+    mut map: Option<&mut SpanMap>,
+) -> Cow<'t, str> {
     if !opts.enabled {
         return Cow::Borrowed(text);
     }
     RULES.iter().fold(Cow::Borrowed(text), |t, r| {
-        pass(opts.is_on(r.group), t, r.re, r.rewrite)
+        pass(opts.is_on(r.group), t, r.re, r.rewrite, map.as_deref_mut())
     })
 }
 
@@ -1036,6 +1161,75 @@ mod tests {
             want,
             "input: {input}"
         );
+        let (mapped, map) = normalize_mapped(input, &NormalizeOptions::default());
+        assert_eq!(mapped, want, "mapped, input: {input}");
+        check_map(input, &mapped, &map);
+    }
+
+    /// What every map must be: one entry per output byte, each inside the input;
+    /// each output word's source starts no earlier than the word before's; bytes
+    /// not rewritten map to themselves.
+    #[track_caller]
+    fn check_map(input: &str, out: &str, map: &SpanMap) {
+        assert_eq!(map.len(), out.len(), "input: {input}");
+        let mut last = 0;
+        for w in words(out) {
+            let src = map.source(w.clone());
+            assert!(
+                src.end <= input.len() && src.start <= src.end,
+                "{input}: {src:?}"
+            );
+            assert!(
+                src.start >= last,
+                "{input}: {:?} at {src:?} before {last}",
+                &out[w]
+            );
+            last = src.start;
+            if input[src.clone()] == out[w.clone()] {
+                continue;
+            }
+            // A rewrite: its source is text the output does not copy.
+            assert!(!src.is_empty(), "{input}: {:?} from nothing", &out[w]);
+        }
+    }
+
+    fn words(s: &str) -> impl Iterator<Item = Range<usize>> + '_ {
+        let mut at = 0;
+        s.split(' ').filter_map(move |w| {
+            let r = at..at + w.len();
+            at += w.len() + 1;
+            (!w.is_empty()).then_some(r)
+        })
+    }
+
+    #[test]
+    fn rewritten_words_map_to_the_text_they_replace() {
+        let input = "It costs $12.99, on 2024-03-05 at 3:30pm, Dr. Who.";
+        let (out, map) = normalize_mapped(input, &NormalizeOptions::default());
+        let src = |word: &str| {
+            let at = out.find(word).unwrap_or_else(|| panic!("{word} in {out}"));
+            &input[map.source(at..at + word.len())]
+        };
+        for w in ["twelve", "dollars", "ninety", "cents"] {
+            assert_eq!(src(w), "$12.99", "{out}");
+        }
+        assert_eq!(src("It"), "It");
+        assert_eq!(src("costs"), "costs");
+        assert_eq!(src("March"), "2024-03-05");
+        assert_eq!(src("Doctor"), "Dr.");
+        assert_eq!(src("Who."), "Who.");
+        check_map(input, &out, &map);
+        // Unchanged text maps to itself, byte for byte.
+        let (same, map) = normalize_mapped("Hello there.", &NormalizeOptions::default());
+        assert_eq!(map, SpanMap::identity(same.len()));
+        assert_eq!(map.source(6..11), 6..11);
+        assert_eq!(map.source(12..12), 12..12);
+        assert_eq!(map.source(3..3), 3..3);
+        assert!(!map.is_empty() && SpanMap::identity(0).is_empty());
+        // A rewrite to nothing drops its bytes from the map.
+        let mut m = SpanMap::identity(6);
+        m.rewrite(&[(1..3, 1..1), (4..5, 2..5)], 6);
+        assert_eq!(m.from, [(0, 1), (3, 4), (4, 5), (4, 5), (4, 5), (5, 6)]);
     }
 
     #[test]

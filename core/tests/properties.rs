@@ -2,7 +2,7 @@
 
 use kokoro_core::SpeechRequest;
 use kokoro_core::chunk::{ChunkOptions, chunk_text, split_phonemes};
-use kokoro_core::normalize::{NormalizeOptions, normalize};
+use kokoro_core::normalize::{NormalizeOptions, SpanMap, normalize, normalize_mapped};
 use kokoro_core::voice::parse_voice;
 use proptest::prelude::*;
 
@@ -63,6 +63,27 @@ proptest! {
     fn prefilter_never_changes_the_result(s in texty()) {
         let o = NormalizeOptions::default();
         prop_assert_eq!(normalize(&s, &o), kokoro_core::normalize::run_passes(&s, &o));
+    }
+
+    #[test]
+    fn the_span_map_follows_every_rewrite(s in texty()) {
+        let o = NormalizeOptions::default();
+        let (out, map) = normalize_mapped(&s, &o);
+        prop_assert_eq!(out.as_str(), normalize(&s, &o));
+        prop_assert_eq!(map.len(), out.len());
+        // Sources stay inside the input, on char boundaries, and in order.
+        let mut last = 0..0;
+        for (i, c) in out.char_indices() {
+            let src = map.source(i..i + c.len_utf8());
+            prop_assert!(src.end <= s.len() && src.start <= src.end);
+            prop_assert!(s.is_char_boundary(src.start) && s.is_char_boundary(src.end));
+            prop_assert!(src.start >= last.start && src.end >= last.end, "{:?}: {:?} then {:?}", s, last, src);
+            last = src;
+        }
+        let off = { let mut o = o; o.enabled = false; o };
+        let (same, map) = normalize_mapped(&s, &off);
+        prop_assert_eq!(&same, &s);
+        prop_assert_eq!(map, SpanMap::identity(s.len()));
     }
 
     #[test]
