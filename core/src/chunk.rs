@@ -111,12 +111,20 @@ pub fn chunk_text(text: &str, opts: &ChunkOptions) -> Vec<Range<usize>> {
 /// Split a phoneme string into pieces of at most `max` chars (each char is one id),
 /// cutting after punctuation or at spaces when possible. Pieces tile the input.
 pub fn split_phonemes(ps: &str, max: usize) -> Vec<&str> {
+    phoneme_ranges(ps, max)
+        .into_iter()
+        .map(|r| &ps[r])
+        .collect()
+}
+
+/// Where [`split_phonemes`] cuts, as byte ranges of `ps`.
+pub fn phoneme_ranges(ps: &str, max: usize) -> Vec<Range<usize>> {
     let opts = ChunkOptions {
         first_max_chars: max,
         max_chars: max,
         min_chars: 0,
     };
-    chunk_text(ps, &opts).into_iter().map(|r| &ps[r]).collect()
+    chunk_text(ps, &opts)
 }
 
 #[cfg(test)]

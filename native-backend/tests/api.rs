@@ -468,7 +468,7 @@ fn the_split_model_is_exact_and_windows_cover_the_sentence() {
         voices: e.voices(),
     };
     let (all, _) = synthesize(&mut split, &ps, &voice, 1.0, t, &|| false, &mut |_| {}).unwrap();
-    let mut s = Synthesis::new(&ps, &voice, 1.0, t, Some(DEFAULT_WINDOWS)).unwrap();
+    let mut s = Synthesis::new(&ps, &voice, 1.0, t, Some(DEFAULT_WINDOWS), &[]).unwrap();
     let mut parts = Vec::new();
     while let Some(p) = s.next(&mut split, &|| false, &mut |_| {}) {
         parts.push(p.unwrap());
@@ -485,4 +485,91 @@ fn the_split_model_is_exact_and_windows_cover_the_sentence() {
         "{n} vs {} samples",
         all.len()
     );
+}
+
+/// Word marks on the real model: every word of the sentence, in order, each over
+/// audible speech, the first where speech begins and the last where it ends; a
+/// streamed (windowed) synthesis marks the same places.
+#[test]
+fn words_are_marked_where_the_model_speaks_them() {
+    use kokoro_backend::engine::model::OrtModel;
+    use kokoro_synth::pipeline::{Input, render, start_timed};
+    use kokoro_synth::windows::DEFAULT_WINDOWS;
+    let e = engine();
+    let mut model = OrtModel::load(e.config()).unwrap();
+    let text = "The quick brown fox jumps over the lazy dog.";
+    let voice = kokoro_core::voice::VoiceBlend::single("af_heart");
+    let t = kokoro_synth::Tables {
+        vocab: e.vocab(),
+        voices: e.voices(),
+    };
+    let input = Input::Text(text.into());
+    let lang = kokoro_core::Lang::EnUs;
+    let r = render(
+        &mut model,
+        &input,
+        lang,
+        &voice,
+        1.0,
+        t,
+        true,
+        &|| false,
+        &mut |_| {},
+    )
+    .unwrap();
+    let names: Vec<&str> = r.words.iter().map(|(w, _)| w.text.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "The", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog"
+        ]
+    );
+    let audio = &r.audio;
+    // Each word holds speech: its loudest 25 ms is above half the sentence's RMS
+    // over all (the durations also give a word the quiet of its stops, and the
+    // last word the tail the model predicts for it).
+    let rms = |s: &[f32]| (s.iter().map(|x| x * x).sum::<f32>() / s.len().max(1) as f32).sqrt();
+    let whole = rms(audio);
+    let loudest = |s: &[f32]| s.chunks(600).map(rms).fold(0.0f32, f32::max);
+    let mut last = 0;
+    for (w, m) in &r.words {
+        assert!(
+            m.start >= last && m.end > m.start && m.end <= audio.len(),
+            "{} {m:?}",
+            w.text
+        );
+        let peak = loudest(&audio[m.start..m.end]);
+        assert!(
+            peak > 0.5 * whole,
+            "{} is quiet ({peak} vs {whole}): {m:?}",
+            w.text
+        );
+        last = m.end;
+    }
+    let loud = |s: &f32| s.abs() > 0.01;
+    let onset = audio.iter().position(loud).unwrap();
+    let offset = audio.iter().rposition(loud).unwrap();
+    let (first, end) = (&r.words[0].1, &r.words[8].1);
+    assert!(
+        first.start.abs_diff(onset) < 2_400,
+        "first word at {} vs speech at {onset}",
+        first.start
+    );
+    assert!(
+        end.start < offset && end.end >= offset,
+        "last word {end:?} vs speech end {offset}"
+    );
+    // The same marks when the sentence streams in decoder windows.
+    let (mut s, _, words) =
+        start_timed(&input, lang, &voice, 1.0, t, Some(DEFAULT_WINDOWS), true).unwrap();
+    let mut marks = Vec::new();
+    while let Some(p) = s.next(&mut model, &|| false, &mut |_| {}) {
+        p.unwrap();
+        marks.extend(s.take_marks());
+    }
+    assert_eq!(words.len(), 9);
+    assert_eq!(marks.len(), 9);
+    for ((_, a), b) in r.words.iter().zip(&marks) {
+        assert!(a.start.abs_diff(b.start) <= 600, "{a:?} vs {b:?}");
+    }
 }

@@ -34,8 +34,17 @@ impl Model for ToneModel {
         asr[EDGE_FRAMES..EDGE_FRAMES + voiced_frames].fill(1.0);
         // A NaN at the very end now and then, as the real graph does.
         let nan = if sum % 3 == 0 { f32::NAN } else { 0.0 };
-        let mut durations = vec![1u32; ids.len()];
+        // Frames per id that add up: the pads get the edges, the ids between
+        // share the voiced frames.
+        let mut durations = vec![0u32; ids.len()];
+        let inner = ids.len().saturating_sub(2).max(1);
+        for (k, d) in durations.iter_mut().enumerate().skip(1).take(inner) {
+            *d = (voiced_frames * k / inner - voiced_frames * (k - 1) / inner) as u32;
+        }
         durations[0] = EDGE_FRAMES as u32;
+        if let Some(last) = durations.last_mut().filter(|_| ids.len() > 1) {
+            *last = EDGE_FRAMES as u32;
+        }
         Ok(Encoded::Features(Features {
             frames,
             asr,

@@ -22,16 +22,18 @@ pub mod fuzz;
 pub mod g2p;
 pub mod loudness;
 pub mod pipeline;
+pub mod timing;
 pub mod voices;
 pub mod windows;
 
-use kokoro_core::chunk::{ChunkOptions, MAX_PHONEME_IDS, chunk_text, split_phonemes};
+use kokoro_core::chunk::{ChunkOptions, MAX_PHONEME_IDS, chunk_text, phoneme_ranges};
 use kokoro_core::markup::{Segment, segments};
 use kokoro_core::normalize::normalize;
 use kokoro_core::vocab::Vocab;
 use kokoro_core::voice::VoiceBlend;
 use kokoro_core::{ApiError, Lang, SAMPLE_RATE, SpeechRequest};
 use std::ops::Range;
+use timing::Mark;
 use voices::VoiceStore;
 use windows::{Joiner, Trimmer, Window, Windows};
 
@@ -211,6 +213,8 @@ struct Call {
     style: Vec<f32>,
     /// Silence kept before and after the call's speech, in samples.
     edges: (usize, usize),
+    /// The words in this call: index and padded-id range.
+    words: Vec<(usize, Range<usize>)>,
 }
 
 /// The call being decoded: its features, windows and joins.
@@ -221,6 +225,10 @@ struct Decoding {
     joiner: Joiner,
     /// Cross-fade half-width at joins, in frames.
     fade: usize,
+    /// The call's words and their frames, placed once the trimmer has cut the
+    /// lead (the first frame the joiner emits is `origin`).
+    words: Vec<(usize, Range<usize>)>,
+    origin: usize,
 }
 
 /// Phonemes into audio, pulled a part at a time: split into calls of at most
@@ -235,24 +243,31 @@ pub struct Synthesis {
     speed: f32,
     stats: SynthStats,
     planned_ids: usize,
+    /// Samples given out so far, and the word marks placed but not yet taken.
+    emitted: usize,
+    marks: Vec<Mark>,
 }
 
 impl Synthesis {
     /// Plan the calls; checks the voices. `windows` apply to the first call of
     /// the piece (later calls are synthesized while its audio plays).
+    /// `words`: byte ranges of `phonemes` to time (see [`Synthesis::take_marks`]);
+    /// empty for none.
     pub fn new(
         phonemes: &str,
         voice: &VoiceBlend,
         speed: f32,
         tables: Tables<'_>,
         windows: Option<Windows>,
+        words: &[Range<usize>],
     ) -> Result<Self, SynthError> {
         let Tables { vocab, voices } = tables;
         if let Some(name) = voices.missing(voice) {
             return Err(SynthError::VoiceMissing(name.to_string()));
         }
         let mut calls = Vec::new();
-        for piece in split_phonemes(phonemes, ids_per_call(speed)) {
+        for range in phoneme_ranges(phonemes, ids_per_call(speed)) {
+            let piece = &phonemes[range.clone()];
             let (ids, _) = vocab.encode_padded(piece);
             if ids.len() <= 2 {
                 continue;
@@ -264,6 +279,7 @@ impl Synthesis {
                 ids,
                 style,
                 edges: edge_silence(piece),
+                words: timing::word_ids(vocab, range, phonemes, words),
             });
         }
         let planned_ids = calls.iter().map(|c| c.ids.len() - 2).sum();
@@ -275,7 +291,16 @@ impl Synthesis {
             windows,
             speed,
             stats: SynthStats::default(),
+            emitted: 0,
+            marks: Vec::new(),
         })
+    }
+
+    /// The word marks placed since the last call: each word of `words` (given to
+    /// [`Synthesis::new`]) is placed when the first audio of its call comes out,
+    /// so a mark is always taken before or with the audio it times.
+    pub fn take_marks(&mut self) -> Vec<Mark> {
+        std::mem::take(&mut self.marks)
     }
 
     /// What the calls so far did.
@@ -300,7 +325,31 @@ impl Synthesis {
         if (self.decoding.is_some() || self.calls.len() > 0) && cancelled() {
             return Some(Err(SynthError::Cancelled));
         }
-        self.advance(model, timed).transpose()
+        let part = self.advance(model, timed).transpose();
+        if let Some(Ok(audio)) = &part {
+            self.emitted += audio.len();
+        }
+        part
+    }
+
+    /// Place the decoding call's words once its lead has been cut (or the call
+    /// is over): the call's audio starts at the samples given out so far.
+    fn place(&mut self, done: bool) {
+        let (Some(d), Some((_, trimmer))) = (&mut self.decoding, &self.call) else {
+            return;
+        };
+        if d.words.is_empty() || !(trimmer.started() || done) {
+            return;
+        }
+        let cut = d.origin * SAMPLES_PER_FRAME + trimmer.dropped();
+        let at = |frame: usize| self.emitted + (frame * SAMPLES_PER_FRAME).saturating_sub(cut);
+        for (word, frames) in d.words.drain(..) {
+            self.marks.push(Mark {
+                word,
+                start: at(frames.start),
+                end: at(frames.end),
+            });
+        }
     }
 
     /// One model call's worth of audio, trimmed; `Ok(None)` when nothing is left.
@@ -324,8 +373,13 @@ impl Synthesis {
                 // measures or blends them (LAME aborts on them).
                 self.stats.nonfinite += sanitize(&mut audio);
                 let mut out = trimmer.push(&d.joiner.push(&win, &audio, d.fade));
-                if d.next == d.windows.len() {
+                let last = d.next == d.windows.len();
+                if last {
                     out.extend(trimmer.push(&d.joiner.finish()));
+                }
+                self.place(last);
+                if last {
+                    let (_, trimmer) = self.call.as_mut().expect("a decoding has its call");
                     out.extend(trimmer.finish());
                     self.decoding = None;
                     self.call = None;
@@ -350,12 +404,20 @@ impl Synthesis {
                 Encoded::Features(features) if features.frames > 0 => {
                     let lead_pad = features.durations.first().map_or(0, |&d| d as usize);
                     let windows = self.windows.take();
+                    let schedule = windows::schedule(features.frames, lead_pad, windows);
+                    let words = call
+                        .words
+                        .iter()
+                        .map(|(w, ids)| (*w, timing::frames(&features.durations, ids)))
+                        .collect();
                     self.decoding = Some(Decoding {
-                        windows: windows::schedule(features.frames, lead_pad, windows),
+                        origin: schedule.first().map_or(0, |w| w.emit.start),
+                        windows: schedule,
                         fade: windows.map_or(0, |w| w.context / 4),
                         features,
                         next: 0,
                         joiner: Joiner::default(),
+                        words,
                     });
                     self.call = Some((call, trimmer));
                 }
@@ -382,7 +444,7 @@ pub fn synthesize(
     cancelled: &dyn Fn() -> bool,
     timed: &mut dyn FnMut(f64),
 ) -> Result<(Vec<f32>, SynthStats), SynthError> {
-    let mut s = Synthesis::new(phonemes, voice, speed, tables, None)?;
+    let mut s = Synthesis::new(phonemes, voice, speed, tables, None, &[])?;
     let mut audio = Vec::new();
     while let Some(part) = s.next(model, cancelled, timed) {
         audio.extend(part?);
@@ -605,7 +667,8 @@ mod tests {
             &mut |_| {},
         )
         .unwrap();
-        let mut s = Synthesis::new(&ps, &voice, 0.25, t, Some(windows::DEFAULT_WINDOWS)).unwrap();
+        let mut s =
+            Synthesis::new(&ps, &voice, 0.25, t, Some(windows::DEFAULT_WINDOWS), &[]).unwrap();
         let (mut parts, mut calls) = (Vec::new(), 0);
         while let Some(p) = s.next(&mut fake::ToneModel, &|| false, &mut |_| calls += 1) {
             parts.push(p.unwrap());
@@ -616,7 +679,8 @@ mod tests {
         assert_eq!((s.stats().ids, s.stats().calls), (st.ids, st.calls));
         assert!(calls > 2 * st.calls, "{calls} model calls");
         // Cancelled between windows.
-        let mut s = Synthesis::new(&ps, &voice, 1.0, t, Some(windows::DEFAULT_WINDOWS)).unwrap();
+        let mut s =
+            Synthesis::new(&ps, &voice, 1.0, t, Some(windows::DEFAULT_WINDOWS), &[]).unwrap();
         assert!(
             s.next(&mut fake::ToneModel, &|| false, &mut |_| {})
                 .unwrap()
@@ -624,6 +688,71 @@ mod tests {
         );
         let e = s.next(&mut fake::ToneModel, &|| true, &mut |_| {}).unwrap();
         assert_eq!(e.unwrap_err(), SynthError::Cancelled);
+    }
+
+    /// Word marks: in order, inside the audio, over the voiced samples, the same
+    /// whether the call is decoded whole or in windows, and later calls' words
+    /// after earlier ones'.
+    #[test]
+    fn words_are_marked_on_the_output_timeline() {
+        let vocab = fake::vocab();
+        let voices = fake::voices(&["af_heart"]);
+        let voice = VoiceBlend::single("af_heart");
+        let t = Tables {
+            vocab: &vocab,
+            voices: &voices,
+        };
+        let ps = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ. ".repeat(8);
+        let mut words = Vec::new();
+        let mut at = 0;
+        for w in ps.split(' ') {
+            if !w.is_empty() {
+                words.push(at..at + w.len());
+            }
+            at += w.len() + 1;
+        }
+        let run = |windows, speed| {
+            let mut s = Synthesis::new(&ps, &voice, speed, t, windows, &words).unwrap();
+            let (mut audio, mut marks) = (Vec::new(), Vec::new());
+            while let Some(p) = s.next(&mut fake::ToneModel, &|| false, &mut |_| {}) {
+                let p = p.unwrap();
+                let taken = s.take_marks();
+                // A mark comes out before (or with) the audio it times.
+                assert!(taken.iter().all(|m| m.start >= audio.len()), "{taken:?}");
+                marks.extend(taken);
+                audio.extend(p);
+            }
+            (audio, marks, s.stats().calls)
+        };
+        let (audio, marks, calls) = run(None, 0.25);
+        assert!(calls >= 3, "{calls} calls");
+        assert_eq!(marks.len(), words.len());
+        let mut last = 0;
+        for (i, m) in marks.iter().enumerate() {
+            assert_eq!(m.word, i);
+            assert!(
+                m.start >= last && m.end > m.start && m.end <= audio.len(),
+                "{m:?}"
+            );
+            // The fake's tone fills every voiced frame: a word is never silence.
+            assert!(audio[m.start..m.end].iter().any(|x| x.abs() > 0.1), "{m:?}");
+            last = m.end;
+        }
+        // The first word starts where the speech does (60 ms of lead kept).
+        let onset = audio.iter().position(|x| x.abs() > SILENCE).unwrap();
+        assert!(
+            marks[0].start.abs_diff(onset) <= SAMPLES_PER_FRAME,
+            "{marks:?} {onset}"
+        );
+        let (streamed, streamed_marks, _) = run(Some(windows::DEFAULT_WINDOWS), 0.25);
+        assert_eq!(streamed, audio);
+        assert_eq!(streamed_marks, marks);
+        // Without words, no marks.
+        let mut s = Synthesis::new(&ps, &voice, 1.0, t, None, &[]).unwrap();
+        while let Some(p) = s.next(&mut fake::ToneModel, &|| false, &mut |_| {}) {
+            p.unwrap();
+            assert!(s.take_marks().is_empty());
+        }
     }
 
     #[test]

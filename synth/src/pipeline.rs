@@ -15,6 +15,7 @@ use crate::budget::{Budget, Cost, Meter};
 use crate::encode::{Encoder, pure_encoder};
 use crate::g2p::{self, G2pError};
 use crate::loudness::Loudness;
+use crate::timing::Mark;
 use crate::voices::VoiceStore;
 use crate::windows::{DEFAULT_WINDOWS, Windows};
 use crate::{DEFAULT_CHUNK, Model, Piece, SynthError, SynthStats, Synthesis, Tables, plan};
@@ -145,6 +146,8 @@ pub struct Rendered {
     pub audio: Vec<f32>,
     pub phonemes: String,
     pub stats: SynthStats,
+    /// With `words`: each word of the text (English G2P) and where it lies in `audio`.
+    pub words: Vec<(g2p::Word, Mark)>,
 }
 
 /// Phonemize (for text) one piece of input and plan its synthesis; returns the
@@ -157,19 +160,35 @@ pub fn start(
     tables: Tables<'_>,
     windows: Option<Windows>,
 ) -> Result<(Synthesis, String), SynthError> {
-    let phonemes = match input {
-        Input::Phonemes(p) => p.clone(),
-        Input::Text(t) => g2p::phonemize(t, lang).map_err(|e| match e {
+    start_timed(input, lang, voice, speed, tables, windows, false).map(|(s, p, _)| (s, p))
+}
+
+/// [`start`], and with `words` the text's words, which the synthesis then marks
+/// on its timeline ([`Synthesis::take_marks`]; a mark's `word` indexes them).
+pub fn start_timed(
+    input: &Input,
+    lang: Lang,
+    voice: &VoiceBlend,
+    speed: f32,
+    tables: Tables<'_>,
+    windows: Option<Windows>,
+    words: bool,
+) -> Result<(Synthesis, String, Vec<g2p::Word>), SynthError> {
+    let (phonemes, list) = match input {
+        Input::Phonemes(p) => (p.clone(), Vec::new()),
+        Input::Text(t) => g2p::phonemize_words(t, lang, words).map_err(|e| match e {
             G2pError::Unsupported(l) => SynthError::Unsupported(l),
             G2pError::Failed(m) => SynthError::Failed(m),
         })?,
     };
-    let s = Synthesis::new(&phonemes, voice, speed, tables, windows)?;
-    Ok((s, phonemes))
+    let at: Vec<_> = list.iter().map(|w| w.at.clone()).collect();
+    let s = Synthesis::new(&phonemes, voice, speed, tables, windows, &at)?;
+    Ok((s, phonemes, list))
 }
 
-/// Phonemize (for text) and synthesize one piece of input with `model`, whole.
-/// `cancelled` is polled before each model call; `timed` gets each call's seconds.
+/// Phonemize (for text) and synthesize one piece of input with `model`, whole;
+/// with `words`, each word's place in the audio. `cancelled` is polled before
+/// each model call; `timed` gets each call's seconds.
 #[allow(clippy::too_many_arguments)]
 pub fn render(
     model: &mut dyn Model,
@@ -178,18 +197,38 @@ pub fn render(
     voice: &VoiceBlend,
     speed: f32,
     tables: Tables<'_>,
+    words: bool,
     cancelled: &dyn Fn() -> bool,
     timed: &mut dyn FnMut(f64),
 ) -> Result<Rendered, SynthError> {
-    let (mut s, phonemes) = start(input, lang, voice, speed, tables, None)?;
+    let (mut s, phonemes, list) = start_timed(input, lang, voice, speed, tables, None, words)?;
     let mut audio = Vec::new();
+    let mut marks = Vec::new();
     while let Some(part) = s.next(model, cancelled, timed) {
         audio.extend(part?);
+        marks.extend(s.take_marks());
     }
+    // A word's end never lies past the audio (the last call's tail is trimmed).
+    let len = audio.len();
+    let words = marks
+        .into_iter()
+        .filter_map(|m| {
+            let w = list.get(m.word)?.clone();
+            Some((
+                w,
+                Mark {
+                    start: m.start.min(len),
+                    end: m.end.min(len),
+                    ..m
+                },
+            ))
+        })
+        .collect();
     Ok(Rendered {
         audio,
         phonemes,
         stats: s.stats(),
+        words,
     })
 }
 

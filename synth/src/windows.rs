@@ -140,6 +140,8 @@ pub struct Trimmer {
     started: bool,
     /// Before speech: everything so far; after: the current quiet run.
     held: Vec<f32>,
+    /// Samples cut before the speech (known once started).
+    dropped: usize,
 }
 
 impl Trimmer {
@@ -149,7 +151,18 @@ impl Trimmer {
             keep_tail,
             started: false,
             held: Vec::new(),
+            dropped: 0,
         }
+    }
+
+    /// Whether speech has begun (the lead is cut).
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Samples cut from the front.
+    pub fn dropped(&self) -> usize {
+        self.dropped
     }
 
     pub fn push(&mut self, audio: &[f32]) -> Vec<f32> {
@@ -166,6 +179,7 @@ impl Trimmer {
             let first = audio.iter().position(loud).unwrap_or(last);
             self.held.extend_from_slice(&audio[..first]);
             let skip = self.held.len().saturating_sub(self.keep_lead);
+            self.dropped = skip;
             out.extend_from_slice(&self.held[skip..]);
             self.held.clear();
             out.extend_from_slice(&audio[first..=last]);

@@ -288,6 +288,7 @@ impl Engine {
                         audio,
                         phonemes,
                         stats: step.stats,
+                        words: Vec::new(),
                     });
                 }
             }

@@ -80,6 +80,8 @@ pub struct Word {
     pub text: String,
     pub phonemes: String,
     pub source: Source,
+    /// Where `phonemes` lie in the phoneme string returned with the word (bytes).
+    pub at: std::ops::Range<usize>,
 }
 
 /// The most text one misaki call gets (the speech path's chunks are smaller).
@@ -175,6 +177,7 @@ pub fn phonemize_words(
                 (std::borrow::Cow::Owned(ps), source)
             }
         };
+        let at = out.len()..out.len() + ps.len();
         out.push_str(&ps);
         out.push_str(&tk.whitespace);
         if words && tk.text.chars().any(char::is_alphanumeric) {
@@ -182,6 +185,7 @@ pub fn phonemize_words(
                 text: tk.text.clone(),
                 phonemes: ps.into_owned(),
                 source,
+                at,
             });
         }
     }
@@ -235,6 +239,9 @@ mod tests {
         for (w, source) in [("runs", Source::Lexicon), ("with", Source::Lexicon)] {
             assert_eq!(by_text(w).source, source);
             assert!(raw.contains(&by_text(w).phonemes));
+        }
+        for w in &words {
+            assert_eq!(ps[w.at.clone()], w.phonemes, "{}", w.text);
         }
         for w in ["Kokoro", "Kubernetes", "PostgreSQL", "Nguyen"] {
             assert_ne!(by_text(w).source, Source::Lexicon, "{w}");
