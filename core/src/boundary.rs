@@ -17,6 +17,8 @@ pub enum Route {
     Metrics,
     Phonemize,
     GenerateFromPhonemes,
+    /// Speech with word timestamps in Kokoro-FastAPI's shape.
+    CaptionedSpeech,
 }
 
 /// The one method a route answers.
@@ -56,7 +58,7 @@ const fn spec(path: &'static str, method: Method, route: Route, open: bool) -> R
 }
 
 /// Every route of the API, in the contract's order.
-pub const ROUTES: [RouteSpec; 9] = [
+pub const ROUTES: [RouteSpec; 10] = [
     spec("/v1/audio/speech", Method::Post, Route::Speech, false),
     spec("/v1/models", Method::Get, Route::Models, false),
     spec("/v1/models/{id}", Method::Get, Route::Model, false),
@@ -69,6 +71,12 @@ pub const ROUTES: [RouteSpec; 9] = [
         "/dev/generate_from_phonemes",
         Method::Post,
         Route::GenerateFromPhonemes,
+        false,
+    ),
+    spec(
+        "/dev/captioned_speech",
+        Method::Post,
+        Route::CaptionedSpeech,
         false,
     ),
 ];

@@ -43,6 +43,11 @@ fn key(
     field("format", req.format.as_str().as_bytes());
     field("lang", req.lang.tag().as_bytes());
     field("stream", &[u8::from(req.stream), req.stream_format as u8]);
+    // Timestamps name spans of the text as sent, so it keys them (absent
+    // otherwise, which keeps every other key as it was).
+    if req.timestamps {
+        field("timestamps", req.input.as_bytes());
+    }
     text(&mut field);
     let digest = h.finalize();
     let mut hex = String::with_capacity(64);
@@ -117,5 +122,13 @@ mod tests {
                 .unwrap();
         assert_ne!(raw_cache_key(&r, "m1"), raw_cache_key(&off, "m1"));
         assert_eq!(raw_cache_key(&r, "m1"), raw_cache_key(&r, "m1"));
+        // With timestamps, inputs that normalize alike still differ (the spans do).
+        let sse = json!({"input": "Hi 5", "stream_format": "sse", "timestamps": "word"});
+        let spelled = json!({"input": "Hi five", "stream_format": "sse", "timestamps": "word"});
+        assert_ne!(key(sse.clone()), key(spelled));
+        assert_ne!(
+            key(sse),
+            key(json!({"input": "Hi 5", "stream_format": "sse"}))
+        );
     }
 }

@@ -717,6 +717,18 @@ impl SpanMap {
         lo as usize..hi as usize
     }
 
+    /// The map of output bytes `out`, each source moved by `shift` (a segment's
+    /// place in the whole input).
+    pub fn slice(&self, out: Range<usize>, shift: usize) -> SpanMap {
+        let shift = u32::try_from(shift).expect("text under 4 GiB");
+        SpanMap {
+            from: self.from[out]
+                .iter()
+                .map(|&(a, b)| (a + shift, b + shift))
+                .collect(),
+        }
+    }
+
     /// Follow one pass: `edits` are (replaced range of the old text, its
     /// replacement's range in the new text), in order; `len` is the new length.
     fn rewrite(&mut self, edits: &[(Range<usize>, Range<usize>)], len: usize) {
@@ -1226,6 +1238,7 @@ mod tests {
         assert_eq!(map.source(12..12), 12..12);
         assert_eq!(map.source(3..3), 3..3);
         assert!(!map.is_empty() && SpanMap::identity(0).is_empty());
+        assert_eq!(map.slice(6..11, 100).source(0..5), 106..111);
         // A rewrite to nothing drops its bytes from the map.
         let mut m = SpanMap::identity(6);
         m.rewrite(&[(1..3, 1..1), (4..5, 2..5)], 6);

@@ -18,7 +18,7 @@ pub const MAX_SPEED: f64 = 4.0;
 /// Model names accepted in `model`; all select the one Kokoro-82M model.
 pub const MODELS: [&str; 4] = ["kokoro", "tts-1", "tts-1-hd", "gpt-4o-mini-tts"];
 /// The fields a speech request may carry.
-pub const FIELDS: [&str; 11] = [
+pub const FIELDS: [&str; 12] = [
     "model",
     "input",
     "text",
@@ -30,6 +30,7 @@ pub const FIELDS: [&str; 11] = [
     "instructions",
     "lang_code",
     "normalization",
+    "timestamps",
 ];
 
 /// Output container/codec.
@@ -186,6 +187,9 @@ pub struct SpeechRequest {
     pub stream: bool,
     pub lang: Lang,
     pub normalization: NormalizeOptions,
+    /// Word timestamps (`"timestamps": "word"`, SSE only): each word's place in
+    /// the audio and its span of `input`.
+    pub timestamps: bool,
 }
 
 fn type_err(field: &str, want: &str) -> ApiError {
@@ -216,6 +220,33 @@ impl SpeechRequest {
             ApiError::new(ErrorKind::InvalidRequest, "invalid_json", what)
         })?;
         Self::from_value(&value)
+    }
+
+    /// A `/dev/captioned_speech` body (Kokoro-FastAPI's shape): a speech request
+    /// without `stream_format` and `timestamps`, plus `return_timestamps` (default
+    /// true), which becomes `timestamps`.
+    pub fn from_captioned(value: &Value) -> Result<Self, ApiError> {
+        let mut obj = match value {
+            Value::Object(o) => o.clone(),
+            _ => return Self::from_value(value),
+        };
+        let stamps = match obj.remove("return_timestamps") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => b,
+            Some(_) => return Err(type_err("return_timestamps", "a boolean")),
+        };
+        for field in ["stream_format", "timestamps"] {
+            if obj.contains_key(field) {
+                return Err(ApiError::invalid(
+                    field,
+                    "unknown_parameter",
+                    format!("Unrecognized request argument supplied: {field}"),
+                ));
+            }
+        }
+        let mut req = Self::from_value(&Value::Object(obj))?;
+        req.timestamps = stamps;
+        Ok(req)
     }
 
     /// Validate an already-parsed JSON value.
@@ -343,6 +374,26 @@ impl SpeechRequest {
             .with_param("stream"));
         }
 
+        let timestamps = match get_str(obj, "timestamps")? {
+            None | Some("none") => false,
+            Some("word") => true,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "timestamps",
+                    "invalid_value",
+                    "'timestamps' must be 'word' or 'none'.",
+                ));
+            }
+        };
+        if timestamps && stream_format != StreamFormat::Sse {
+            return Err(ApiError::new(
+                ErrorKind::Unprocessable,
+                "unsupported_combination",
+                "'timestamps' needs 'stream_format: sse' (or POST /dev/captioned_speech).",
+            )
+            .with_param("timestamps"));
+        }
+
         if let Some(instr) = get_str(obj, "instructions")?
             && instr.chars().count() > MAX_INSTRUCTIONS_CHARS
         {
@@ -380,6 +431,7 @@ impl SpeechRequest {
             stream,
             lang,
             normalization,
+            timestamps,
         })
     }
 }

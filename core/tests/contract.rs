@@ -44,27 +44,54 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
+fn captioned_body(c: &Value) -> &Value {
+    &c["paths"]["/dev/captioned_speech"]["post"]["requestBody"]["content"]["application/json"]
+}
+
+/// The speech route's parser and the captioned route's, with their bodies.
+type Parser = fn(&Value) -> Result<SpeechRequest, kokoro_core::ApiError>;
+fn bodies(c: &Value) -> [(&Value, Parser, usize); 2] {
+    [
+        (speech_body(c), SpeechRequest::from_value, 15),
+        (captioned_body(c), SpeechRequest::from_captioned, 2),
+    ]
+}
+
 #[test]
 fn valid_examples_are_accepted() {
     let c = contract();
-    let examples = speech_body(&c)["examples"].as_object().expect("examples");
-    assert!(examples.len() >= 5);
-    for (name, ex) in examples {
-        let r = SpeechRequest::from_value(&ex["value"]);
-        assert!(r.is_ok(), "example {name} rejected: {:?}", r.err());
+    for (body, parse, _) in bodies(&c) {
+        let examples = body["examples"].as_object().expect("examples");
+        assert!(examples.len() >= 2);
+        for (name, ex) in examples {
+            let r = parse(&ex["value"]);
+            assert!(r.is_ok(), "example {name} rejected: {:?}", r.err());
+        }
     }
+    // A captioned request times its words unless it says not to.
+    let body = captioned_body(&c)["examples"]["minimal"]["value"].clone();
+    assert!(SpeechRequest::from_captioned(&body).unwrap().timestamps);
+    let mut off = body;
+    off["return_timestamps"] = Value::Bool(false);
+    assert!(!SpeechRequest::from_captioned(&off).unwrap().timestamps);
 }
 
 #[test]
 fn invalid_examples_are_rejected_alike() {
     let c = contract();
-    let cases = speech_body(&c)["x-invalid-examples"]
+    for (body, parse, at_least) in bodies(&c) {
+        rejected_alike(body, parse, at_least);
+    }
+}
+
+fn rejected_alike(body: &Value, parse: Parser, at_least: usize) {
+    let cases = body["x-invalid-examples"]
         .as_array()
         .expect("invalid examples");
-    assert!(cases.len() >= 15);
+    assert!(cases.len() >= at_least);
     for case in cases {
         let name = case["name"].as_str().unwrap_or("?");
-        let err = SpeechRequest::from_value(&case["value"])
+        let err = parse(&case["value"])
             .err()
             .unwrap_or_else(|| panic!("{name}: accepted, contract says rejected"));
         assert_eq!(

@@ -174,6 +174,8 @@ async fn say(args: SayArgs) -> Result<()> {
                 );
             }
             Event::End { bytes, .. } => out.write_all(&bytes)?,
+            // `say` asks for none.
+            Event::Words(_) => {}
         }
     }
     out.flush()?;

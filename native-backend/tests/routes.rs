@@ -5,6 +5,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, header};
+use base64::Engine as _;
 use kokoro_backend::config::{Config, Device, EngineConfig};
 use kokoro_backend::engine::{Engine, ModelFactory};
 use kokoro_backend::http::{AppState, app};
@@ -332,6 +333,144 @@ async fn every_format_answers_with_its_type_streamed_and_whole() {
     let text = String::from_utf8(b).unwrap();
     assert!(text.contains("speech.audio.delta") && text.ends_with("\n\n"));
     assert!(text.contains("\"type\":\"speech.audio.done\""));
+}
+
+/// The SSE events of a body, as JSON.
+fn sse_events(body: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(body)
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+/// Word timestamps on the SSE stream: before the audio they time, every word of
+/// the input (a rewrite as one word on the text as sent), spans in order and
+/// never overlapping, times rising; pauses move the words after them.
+#[tokio::test]
+async fn sse_timestamps_name_the_words_of_the_input() {
+    let s = state(DEFAULT);
+    let input = "It costs $12.99 [pause:1s] today, café.";
+    let body = json!({"input": input, "stream_format": "sse", "timestamps": "word", "response_format": "pcm"});
+    let (st, _, b) = send(&s, post_json("/v1/audio/speech", body.to_string())).await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
+    let events = sse_events(&b);
+    assert_eq!(events[0]["type"], "speech.audio.timestamps", "{events:?}");
+    let words: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "speech.audio.timestamps")
+        .flat_map(|e| e["words"].as_array().unwrap())
+        .collect();
+    let names: Vec<&str> = words.iter().map(|w| w["word"].as_str().unwrap()).collect();
+    assert_eq!(names, ["It", "costs", "$12.99", "today", "café"]);
+    let chars: Vec<char> = input.chars().collect();
+    let (mut last_char, mut last_end) = (0, 0.0);
+    for w in &words {
+        let (a, z) = (
+            w["char_start"].as_u64().unwrap() as usize,
+            w["char_end"].as_u64().unwrap() as usize,
+        );
+        assert!(a >= last_char && z > a, "{w}");
+        assert_eq!(chars[a..z].iter().collect::<String>(), w["word"], "{w}");
+        let (t0, t1) = (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap());
+        assert!(t0 >= last_end - 1e-9 && t1 > t0, "{w}");
+        (last_char, last_end) = (z, t1);
+    }
+    // The pause: "today" starts at least a second after "$12.99" ends.
+    assert!(words[3]["start"].as_f64().unwrap() - words[2]["end"].as_f64().unwrap() >= 1.0);
+    // All within the audio.
+    let audio: usize = events
+        .iter()
+        .filter(|e| e["type"] == "speech.audio.delta")
+        .map(|e| {
+            base64::engine::general_purpose::STANDARD
+                .decode(e["audio"].as_str().unwrap())
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(
+        last_end <= (audio / 2) as f64 / 24_000.0 + 1e-3,
+        "{last_end} s of {audio} bytes"
+    );
+    // Without the field, no timestamp events.
+    let body = json!({"input": input, "stream_format": "sse"});
+    let (_, _, b) = send(&s, post_json("/v1/audio/speech", body.to_string())).await;
+    assert!(
+        sse_events(&b)
+            .iter()
+            .all(|e| e["type"] != "speech.audio.timestamps")
+    );
+}
+
+/// `/dev/captioned_speech` in Kokoro-FastAPI's shape: one JSON object whole, or
+/// newline-delimited JSON streamed, the same words either way.
+#[tokio::test]
+async fn captioned_speech_answers_as_kokoro_fastapi_does() {
+    let s = state(Opts {
+        dev_routes: false,
+        ..DEFAULT
+    });
+    let input = "Hello world, this is Kokoro on 2024-03-05.";
+    let body = json!({"input": input, "stream": false, "response_format": "wav"});
+    let (st, h, b) = send(&s, post_json("/dev/captioned_speech", body.to_string())).await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(h[header::CONTENT_TYPE], "application/json");
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["audio_format"], "wav");
+    let wav = base64::engine::general_purpose::STANDARD
+        .decode(v["audio"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(&wav[..4], b"RIFF");
+    let whole: Vec<String> = v["timestamps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            // (The fake gives some ids no frames: a word may be 0 s long here.)
+            assert!(
+                t["end_time"].as_f64().unwrap() >= t["start_time"].as_f64().unwrap(),
+                "{t}"
+            );
+            t["word"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        whole,
+        ["Hello", "world", "this", "is", "Kokoro", "on", "2024-03-05"]
+    );
+    let body = json!({"input": input, "response_format": "pcm"});
+    let (st, h, b) = send(&s, post_json("/dev/captioned_speech", body.to_string())).await;
+    assert_eq!(st, 200);
+    assert_eq!(h[header::CONTENT_TYPE], "application/x-ndjson");
+    let lines: Vec<Value> = String::from_utf8(b)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "{lines:?}");
+    let streamed: Vec<String> = lines
+        .iter()
+        .flat_map(|l| l["timestamps"].as_array().unwrap().clone())
+        .map(|t| t["word"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(streamed, whole);
+    // Opting out, and the errors.
+    let body = json!({"input": input, "stream": false, "return_timestamps": false});
+    let (_, _, b) = send(&s, post_json("/dev/captioned_speech", body.to_string())).await;
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["timestamps"], json!([]));
+    let (st, _, b) = send(
+        &s,
+        post_json(
+            "/dev/captioned_speech",
+            json!({"input": "a", "stream_format": "sse"}).to_string(),
+        ),
+    )
+    .await;
+    assert_error(st, &b, 400, "unknown_parameter", Some("stream_format"));
+    let (st, _, b) = send(&s, post_json("/dev/captioned_speech", "{".to_string())).await;
+    assert_error(st, &b, 400, "invalid_json", None);
 }
 
 #[tokio::test]

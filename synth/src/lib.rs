@@ -28,7 +28,7 @@ pub mod windows;
 
 use kokoro_core::chunk::{ChunkOptions, MAX_PHONEME_IDS, chunk_text, phoneme_ranges};
 use kokoro_core::markup::{Segment, segments};
-use kokoro_core::normalize::normalize;
+use kokoro_core::normalize::{SpanMap, normalize, normalize_mapped};
 use kokoro_core::vocab::Vocab;
 use kokoro_core::voice::VoiceBlend;
 use kokoro_core::{ApiError, Lang, SAMPLE_RATE, SpeechRequest};
@@ -506,6 +506,25 @@ pub enum Piece {
 /// streamed request gets the small first window: a client that waits for the whole
 /// body gains nothing from it, and every extra chunk costs an inference call.
 pub fn plan(req: &SpeechRequest, chunk: &ChunkOptions) -> Result<Vec<Piece>, ApiError> {
+    plan_with(req, chunk, None)
+}
+
+/// [`plan`], and for each text piece (in order) where its bytes came from in
+/// `req.input` (for word timestamps).
+pub fn plan_mapped(
+    req: &SpeechRequest,
+    chunk: &ChunkOptions,
+) -> Result<(Vec<Piece>, Vec<SpanMap>), ApiError> {
+    let mut maps = Vec::new();
+    let pieces = plan_with(req, chunk, Some(&mut maps))?;
+    Ok((pieces, maps))
+}
+
+fn plan_with(
+    req: &SpeechRequest,
+    chunk: &ChunkOptions,
+    mut maps: Option<&mut Vec<SpanMap>>,
+) -> Result<Vec<Piece>, ApiError> {
     let mut pieces = Vec::new();
     let mut first = req.stream;
     for seg in segments(&req.input) {
@@ -514,7 +533,15 @@ pub fn plan(req: &SpeechRequest, chunk: &ChunkOptions) -> Result<Vec<Piece>, Api
                 pieces.push(Piece::Silence((secs * SAMPLE_RATE as f32) as usize));
             }
             Segment::Text(t) => {
-                let text = normalize(t, &req.normalization);
+                // `segments` gives slices of the input: this one starts here.
+                let seg_at = t.as_ptr() as usize - req.input.as_ptr() as usize;
+                let (text, map) = match maps {
+                    Some(_) => {
+                        let (text, map) = normalize_mapped(t, &req.normalization);
+                        (std::borrow::Cow::Owned(text), Some(map))
+                    }
+                    None => (normalize(t, &req.normalization), None),
+                };
                 // Only the first text segment gets the small first window.
                 let opts = if first {
                     *chunk
@@ -529,6 +556,11 @@ pub fn plan(req: &SpeechRequest, chunk: &ChunkOptions) -> Result<Vec<Piece>, Api
                     if c.chars().any(char::is_alphanumeric) || c.contains('[') {
                         pieces.push(Piece::Text(c.to_string()));
                         first = false;
+                        if let (Some(maps), Some(map)) = (maps.as_deref_mut(), &map) {
+                            // `c` is a slice of `text`: its place in it.
+                            let lead = c.as_ptr() as usize - text.as_ptr() as usize;
+                            maps.push(map.slice(lead..lead + c.len(), seg_at));
+                        }
                     }
                 }
             }

@@ -18,8 +18,11 @@ use crate::loudness::Loudness;
 use crate::timing::Mark;
 use crate::voices::VoiceStore;
 use crate::windows::{DEFAULT_WINDOWS, Windows};
-use crate::{DEFAULT_CHUNK, Model, Piece, SynthError, SynthStats, Synthesis, Tables, plan};
+use crate::{
+    DEFAULT_CHUNK, Model, Piece, SynthError, SynthStats, Synthesis, Tables, plan, plan_mapped,
+};
 use kokoro_core::chunk::ChunkOptions;
+use kokoro_core::normalize::SpanMap;
 use kokoro_core::voice::VoiceBlend;
 use kokoro_core::{ApiError, AudioFormat, Lang, SpeechRequest};
 
@@ -93,6 +96,16 @@ pub struct Speech {
     pub budget: Budget,
     /// Decoder windows for the text pieces (streamed requests only).
     pub windows: Option<Windows>,
+    /// With word timestamps: the input as sent, and for each text piece (in
+    /// order) where its bytes came from in it.
+    pub stamping: Option<Stamping>,
+}
+
+/// What word timestamps need beyond the pieces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stamping {
+    pub input: String,
+    pub maps: Vec<SpanMap>,
 }
 
 /// The checks every request passes before any work: a language this build can
@@ -114,7 +127,13 @@ pub fn prepare(
     settings: &Settings,
 ) -> Result<Speech, ApiError> {
     check(req.lang, &req.voice, voices)?;
-    let pieces = plan(req, &settings.chunk)?;
+    let (pieces, stamping) = if req.timestamps {
+        let (pieces, maps) = plan_mapped(req, &settings.chunk)?;
+        let input = req.input.clone();
+        (pieces, Some(Stamping { input, maps }))
+    } else {
+        (plan(req, &settings.chunk)?, None)
+    };
     settings.budget.admit(&Cost::of(&pieces), req.speed)?;
     Ok(Speech {
         pieces,
@@ -125,6 +144,7 @@ pub fn prepare(
         format: req.format,
         stream: req.stream,
         windows: settings.windows.filter(|_| req.stream),
+        stamping,
     })
 }
 

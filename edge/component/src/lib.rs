@@ -160,7 +160,8 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         | Route::Status
         | Route::Metrics
         | Route::Phonemize
-        | Route::GenerateFromPhonemes => {
+        | Route::GenerateFromPhonemes
+        | Route::CaptionedSpeech => {
             #[cfg(feature = "wasi-nn")]
             if !cfg.nn_graph.is_empty()
                 && let Some(resp) = nn::info(&cfg, &path)

@@ -21,6 +21,7 @@ use kokoro_core::vocab::Vocab;
 use kokoro_core::voice::VoiceBlend;
 use kokoro_core::{ApiError, AudioFormat, Lang, SpeechRequest};
 use kokoro_synth::pipeline::{self, Input, Output, Rendered, Settings, Speech};
+use kokoro_synth::timing::{Mark, Stamp, Stamper};
 use kokoro_synth::voices::VoiceStore;
 use kokoro_synth::windows::Windows;
 use kokoro_synth::{Model, Piece, SynthError, SynthStats, Synthesis, Tables, g2p};
@@ -69,16 +70,22 @@ enum Work {
         voice: VoiceBlend,
         speed: f32,
         windows: Option<Windows>,
+        /// Mark the piece's words (word timestamps).
+        words: bool,
     },
     Continue(Box<Synthesis>),
 }
 
 /// What one job made: audio, and the synthesis to continue (`None` when the piece
-/// is done, with its stats). The first step of a piece carries its phonemes.
+/// is done, with its stats). The first step of a piece carries its phonemes (and,
+/// when marked, its words); `marks` place words on the piece's timeline before
+/// or with this step's audio.
 pub struct Step {
     pub audio: Vec<f32>,
     next: Option<Box<Synthesis>>,
     pub phonemes: Option<String>,
+    pub words: Vec<g2p::Word>,
+    pub marks: Vec<Mark>,
     pub stats: SynthStats,
 }
 
@@ -233,6 +240,7 @@ impl Engine {
         voice: &VoiceBlend,
         speed: f32,
         windows: Option<Windows>,
+        words: bool,
     ) -> Result<Pending, EngineError> {
         self.queue(Work::Start {
             input,
@@ -240,6 +248,7 @@ impl Engine {
             voice: voice.clone(),
             speed,
             windows,
+            words,
         })
     }
 
@@ -271,7 +280,7 @@ impl Engine {
         voice: &VoiceBlend,
         speed: f32,
     ) -> Result<Rendered, EngineError> {
-        let mut pending = self.submit(input, lang, voice, speed, None)?;
+        let mut pending = self.submit(input, lang, voice, speed, None, false)?;
         let (mut audio, mut phonemes) = (Vec::new(), String::new());
         loop {
             let mut step = pending
@@ -391,29 +400,34 @@ fn run_job(
         .work
         .take()
         .ok_or_else(|| EngineError::failed("a job ran twice"))?;
-    let (mut synth, phonemes) = match work {
+    let (mut synth, phonemes, words) = match work {
         Work::Start {
             input,
             lang,
             voice,
             speed,
             windows,
+            words,
         } => {
-            let (s, p) = pipeline::start(&input, lang, &voice, speed, tables, windows)
-                .map_err(EngineError::Synth)?;
-            (Box::new(s), Some(p))
+            let (s, p, w) =
+                pipeline::start_timed(&input, lang, &voice, speed, tables, windows, words)
+                    .map_err(EngineError::Synth)?;
+            (Box::new(s), Some(p), w)
         }
-        Work::Continue(s) => (s, None),
+        Work::Continue(s) => (s, None, Vec::new()),
     };
     let reply = &job.reply;
     let part = synth.next(model, &|| reply.is_closed(), &mut |secs| {
         metrics.record_inference(secs);
     });
+    let marks = synth.take_marks();
     match part {
         Some(audio) => Ok(Step {
             audio: audio.map_err(EngineError::Synth)?,
             next: Some(synth),
             phonemes,
+            words,
+            marks,
             stats: SynthStats::default(),
         }),
         None => {
@@ -432,6 +446,8 @@ fn run_job(
                 audio: Vec::new(),
                 next: None,
                 phonemes,
+                words,
+                marks,
                 stats,
             })
         }
@@ -445,6 +461,8 @@ pub enum Event {
     Audio { samples: usize, bytes: Vec<u8> },
     /// The encoder's tail (or the whole encoded answer) and the phonemes spoken.
     End { bytes: Vec<u8>, phonemes: usize },
+    /// Word timestamps, sent before the audio that carries the words.
+    Words(Vec<Stamp>),
 }
 
 /// Run a prepared request, sending events to `tx` as audio is made. Stops early
@@ -469,7 +487,12 @@ pub async fn run(
         output: Some(output),
         meter: speech.budget.meter(),
         tx: &tx,
+        samples: 0,
     };
+    // Word timestamps: the stamper, each text piece's words and where it began.
+    let mut stamper = speech.stamping.as_ref().map(|s| Stamper::new(&s.input));
+    let timed = stamper.is_some();
+    let mut text_index = 0usize;
     let pieces = &speech.pieces;
     let next_text = |i: usize| {
         pieces
@@ -488,6 +511,7 @@ pub async fn run(
             &speech.voice,
             speech.speed,
             windows,
+            timed,
         )
     };
     let mut pending_idx = next_text(0);
@@ -502,6 +526,11 @@ pub async fn run(
             }
             Piece::Text(_) => {
                 debug_assert_eq!(pending_idx, Some(i));
+                let (piece_at, mut words) = (out.samples, Vec::new());
+                let piece_text = match piece {
+                    Piece::Text(t) => t.as_str(),
+                    Piece::Silence(_) => "",
+                };
                 let mut current = match pending.take() {
                     Some(Ok(rx)) => Some(rx),
                     Some(Err(e)) => {
@@ -546,6 +575,23 @@ pub async fn run(
                     if let Some(p) = &step.phonemes {
                         phonemes += p.chars().count();
                     }
+                    if !step.words.is_empty() {
+                        words = std::mem::take(&mut step.words);
+                    }
+                    if let (Some(st), Some(stamping), false) =
+                        (stamper.as_mut(), &speech.stamping, step.marks.is_empty())
+                    {
+                        let marked: Vec<_> = step
+                            .marks
+                            .iter()
+                            .filter_map(|m| Some((words.get(m.word)?.clone(), m.clone())))
+                            .collect();
+                        let map = &stamping.maps[text_index.min(stamping.maps.len() - 1)];
+                        let stamps = st.piece(piece_text, map, &marked, piece_at);
+                        if !stamps.is_empty() && tx.send(Ok(Event::Words(stamps))).await.is_err() {
+                            return;
+                        }
+                    }
                     if !step.audio.is_empty()
                         && out.emit(std::mem::take(&mut step.audio)).await.is_err()
                     {
@@ -561,6 +607,7 @@ pub async fn run(
                         break;
                     }
                 }
+                text_index += 1;
             }
         }
     }
@@ -584,6 +631,8 @@ struct Emitter<'a> {
     output: Option<Output>,
     meter: kokoro_synth::budget::Meter,
     tx: &'a tokio::sync::mpsc::Sender<Result<Event, EngineError>>,
+    /// Samples sent so far (the timeline word timestamps are placed on).
+    samples: usize,
 }
 
 impl Emitter<'_> {
@@ -630,6 +679,7 @@ impl Emitter<'_> {
             }
         };
         self.engine.metrics.add_audio_samples(samples);
+        self.samples += samples;
         if self
             .tx
             .send(Ok(Event::Audio { samples, bytes }))

@@ -64,6 +64,7 @@ pub fn app(state: AppState) -> Router {
             }
             Route::Phonemize => post(phonemize),
             Route::GenerateFromPhonemes => post(generate_from_phonemes),
+            Route::CaptionedSpeech => post(captioned_speech),
         };
         router = router.route(r.path, method);
     }
@@ -143,13 +144,14 @@ fn ms_header(v: u128) -> HeaderValue {
     HeaderValue::from(u64::try_from(v).unwrap_or(u64::MAX))
 }
 
-async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Response, AppError> {
-    let start = Instant::now();
-    let req = SpeechRequest::from_json(&body.0)?;
-    let speech = state.engine.prepare(&req)?;
-    let permit = admit(&state)?;
-    let sse = req.stream_format == StreamFormat::Sse;
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+type Events = tokio::sync::mpsc::Receiver<Result<Event, EngineError>>;
+
+/// Plan a validated request, take an admission permit and start its run; the
+/// permit goes when the run ends (or its client does).
+fn start_run(state: &AppState, req: &SpeechRequest) -> Result<Events, AppError> {
+    let speech = state.engine.prepare(req)?;
+    let permit = admit(state)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
     let metrics = state.metrics.clone();
     metrics
         .in_flight
@@ -162,6 +164,14 @@ async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Respons
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         drop(permit);
     });
+    Ok(rx)
+}
+
+async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Response, AppError> {
+    let start = Instant::now();
+    let req = SpeechRequest::from_json(&body.0)?;
+    let mut rx = start_run(&state, &req)?;
+    let sse = req.stream_format == StreamFormat::Sse;
 
     if !req.stream {
         // The pipeline encodes a whole answer at its end (exact WAV sizes).
@@ -176,6 +186,7 @@ async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Respons
                     bytes.extend(b);
                     break;
                 }
+                Event::Words(_) => {}
             }
         }
         let format = req.format;
@@ -193,12 +204,22 @@ async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Respons
         return Ok(resp);
     }
 
-    // Streaming: the response head leaves only with the first real audio.
-    let first = match rx.recv().await {
-        Some(Ok(ev)) => ev,
-        Some(Err(e)) => return Err(engine_error(&e)),
-        None => return Err(internal("pipeline ended without audio")),
-    };
+    // Streaming: the response head leaves only with the first real audio (word
+    // timestamps made just before it go out with it).
+    let mut head = Vec::new();
+    loop {
+        match rx.recv().await {
+            Some(Ok(ev)) => {
+                let words = matches!(ev, Event::Words(_));
+                head.push(Ok(ev));
+                if !words {
+                    break;
+                }
+            }
+            Some(Err(e)) => return Err(engine_error(&e)),
+            None => return Err(internal("pipeline ended without audio")),
+        }
+    }
     let ttfa = start.elapsed();
     state.metrics.record_ttfa(ttfa.as_secs_f64());
     let mut total_phonemes = 0usize;
@@ -208,13 +229,21 @@ async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Respons
             |mut rx| async move { rx.recv().await.map(|ev| (ev, rx)) },
         );
     let format = req.format;
-    let items = futures_util::stream::iter([Ok(first)]).chain(rest).map(
+    let items = futures_util::stream::iter(head).chain(rest).map(
         move |ev| -> Result<Bytes, std::io::Error> {
             match ev {
                 Ok(Event::Audio { bytes, .. }) => Ok(if sse {
                     sse_delta(&bytes)
                 } else {
                     Bytes::from(bytes)
+                }),
+                Ok(Event::Words(words)) => Ok(if sse {
+                    Bytes::from(sse_event(&json!({
+                        "type": "speech.audio.timestamps",
+                        "words": words.iter().map(stamp_json).collect::<Vec<_>>(),
+                    })))
+                } else {
+                    Bytes::new()
                 }),
                 Ok(Event::End { bytes, phonemes }) => {
                     total_phonemes += phonemes;
@@ -254,6 +283,99 @@ async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Respons
         );
     }
     h.insert("x-time-to-first-audio-ms", ms_header(ttfa.as_millis()));
+    Ok(resp)
+}
+
+fn sse_event(v: &Value) -> String {
+    format!("data: {v}\n\n")
+}
+
+/// Seconds to the millisecond.
+fn secs(t: f64) -> f64 {
+    (t * 1000.0).round() / 1000.0
+}
+
+fn stamp_json(s: &kokoro_synth::timing::Stamp) -> Value {
+    json!({"word": s.word, "start": secs(s.start), "end": secs(s.end),
+           "char_start": s.char_start, "char_end": s.char_end})
+}
+
+/// Kokoro-FastAPI's shape of a timestamp, with the span added.
+fn caption_json(s: &kokoro_synth::timing::Stamp) -> Value {
+    json!({"word": s.word, "start_time": secs(s.start), "end_time": secs(s.end),
+           "char_start": s.char_start, "char_end": s.char_end})
+}
+
+/// `POST /dev/captioned_speech`: speech and word timestamps as JSON (Kokoro-FastAPI's
+/// shape), streamed as newline-delimited JSON, one object per piece of audio with
+/// the words that begin in it.
+async fn captioned_speech(
+    State(state): State<AppState>,
+    body: JsonBody,
+) -> Result<Response, AppError> {
+    let value: Value = serde_json::from_slice(&body.0).map_err(|_| {
+        ApiError::new(
+            kokoro_core::ErrorKind::InvalidRequest,
+            "invalid_json",
+            "Request body is not valid JSON.",
+        )
+    })?;
+    let req = SpeechRequest::from_captioned(&value)?;
+    let mut rx = start_run(&state, &req)?;
+    let format = req.format.as_str();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    if !req.stream {
+        let (mut bytes, mut stamps) = (Vec::new(), Vec::new());
+        while let Some(ev) = rx.recv().await {
+            match ev.map_err(|e| engine_error(&e))? {
+                Event::Audio { bytes: b, .. } => bytes.extend(b),
+                Event::Words(w) => stamps.extend(w.iter().map(caption_json)),
+                Event::End { bytes: b, .. } => {
+                    bytes.extend(b);
+                    break;
+                }
+            }
+        }
+        let body = json!({"audio": b64(&bytes), "audio_format": format, "timestamps": stamps});
+        return Ok(Json(body).into_response());
+    }
+    let first = match rx.recv().await {
+        Some(Ok(ev)) => ev,
+        Some(Err(e)) => return Err(engine_error(&e)),
+        None => return Err(internal("pipeline ended without audio")),
+    };
+    let rest =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|ev| (ev, rx)) },
+        );
+    let mut words: Vec<Value> = Vec::new();
+    let lines = futures_util::stream::iter([Ok(first)]).chain(rest).map(
+        move |ev| -> Result<Bytes, std::io::Error> {
+            let bytes = match ev {
+                Ok(Event::Words(w)) => {
+                    words.extend(w.iter().map(caption_json));
+                    return Ok(Bytes::new());
+                }
+                Ok(Event::Audio { bytes, .. } | Event::End { bytes, .. }) => bytes,
+                Err(e) => {
+                    tracing::error!(error = ?e, "synthesis failed mid-stream");
+                    return Err(std::io::Error::other("synthesis failed"));
+                }
+            };
+            if bytes.is_empty() && words.is_empty() {
+                return Ok(Bytes::new());
+            }
+            let line = json!({"audio": b64(&bytes), "audio_format": format,
+                              "timestamps": std::mem::take(&mut words)});
+            Ok(Bytes::from(format!("{line}\n")))
+        },
+    );
+    let mut resp = Response::new(Body::from_stream(lines));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
     Ok(resp)
 }
 
