@@ -408,7 +408,10 @@ impl Synthesis {
                     let words = call
                         .words
                         .iter()
-                        .map(|(w, ids)| (*w, timing::frames(&features.durations, ids)))
+                        .map(|(w, ids)| {
+                            let heard = timing::heard(&features.durations, &features.energy, ids);
+                            (*w, heard)
+                        })
                         .collect();
                     self.decoding = Some(Decoding {
                         origin: schedule.first().map_or(0, |w| w.emit.start),
@@ -766,14 +769,18 @@ mod tests {
                 m.start >= last && m.end > m.start && m.end <= audio.len(),
                 "{m:?}"
             );
-            // The fake's tone fills every voiced frame: a word is never silence.
-            assert!(audio[m.start..m.end].iter().any(|x| x.abs() > 0.1), "{m:?}");
+            // The fake's tone fills every voiced frame, where the durations put it
+            // (the real model's audio leads them): a word is never silence.
+            let lead = timing::AUDIO_LEAD_FRAMES * SAMPLES_PER_FRAME;
+            let heard = &audio[m.start + lead..(m.end + lead).min(audio.len())];
+            assert!(heard.iter().any(|x| x.abs() > 0.1), "{m:?}");
             last = m.end;
         }
         // The first word starts where the speech does (60 ms of lead kept).
         let onset = audio.iter().position(|x| x.abs() > SILENCE).unwrap();
+        let lead = timing::AUDIO_LEAD_FRAMES * SAMPLES_PER_FRAME;
         assert!(
-            marks[0].start.abs_diff(onset) <= SAMPLES_PER_FRAME,
+            (marks[0].start + lead).abs_diff(onset) <= SAMPLES_PER_FRAME,
             "{marks:?} {onset}"
         );
         let (streamed, streamed_marks, _) = run(Some(windows::DEFAULT_WINDOWS), 0.25);

@@ -55,3 +55,28 @@ def wer(ref: str, hyp: str) -> float:
             cur = min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
             prev, d[j] = d[j], cur
     return d[len(h)] / max(1, len(r))
+
+
+def to16k(pcm: bytes) -> bytes:
+    """24 kHz s16le PCM as 16 kHz s16le PCM (what PocketSphinx's model takes)."""
+    x = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+    n = int(len(x) * 2 / 3)
+    y = np.interp(np.linspace(0, len(x) - 1, n), np.arange(len(x)), x)
+    return (np.clip(y, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def align(raw16: bytes, words):
+    """PocketSphinx forced alignment of `words` (lowercase, in its dictionary) to
+    16 kHz PCM: [(word, start_s, end_s)], or None when a word is not in the
+    dictionary."""
+    from pocketsphinx import Decoder
+
+    d = Decoder(samprate=16000, loglevel="FATAL")
+    if not all(d.lookup_word(w) for w in words):
+        return None
+    d.set_align_text(" ".join(words))
+    d.start_utt()
+    d.process_raw(raw16, full_utt=True)
+    d.end_utt()
+    return [(s.word, s.start_frame / 100, (s.end_frame + 1) / 100) for s in d.seg()
+            if s.word not in ("<s>", "</s>", "<sil>") and not s.word.startswith("[")]
