@@ -680,18 +680,22 @@ mod tests {
         assert!(Features::from_cut(&[2, 3], vec![], vec![], vec![], &[]).is_err());
     }
 
+    /// The fake model's tables, a voice, and eight sentences of phonemes.
+    fn fake_sentence() -> (Vocab, VoiceStore, VoiceBlend, String) {
+        let ps = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ. ".repeat(8);
+        let voices = fake::voices(&["af_heart"]);
+        (fake::vocab(), voices, VoiceBlend::single("af_heart"), ps)
+    }
+
     /// Windows change nothing for a model whose audio does not depend on the
     /// window; parts stream out as each window is decoded.
     #[test]
     fn windowed_synthesis_streams_the_same_audio_in_parts() {
-        let vocab = fake::vocab();
-        let voices = fake::voices(&["af_heart"]);
-        let voice = VoiceBlend::single("af_heart");
+        let (vocab, voices, voice, ps) = fake_sentence();
         let t = Tables {
             vocab: &vocab,
             voices: &voices,
         };
-        let ps = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ. ".repeat(8);
         let (whole, st) = synthesize(
             &mut fake::ToneModel,
             &ps,
@@ -730,14 +734,11 @@ mod tests {
     /// after earlier ones'.
     #[test]
     fn words_are_marked_on_the_output_timeline() {
-        let vocab = fake::vocab();
-        let voices = fake::voices(&["af_heart"]);
-        let voice = VoiceBlend::single("af_heart");
+        let (vocab, voices, voice, ps) = fake_sentence();
         let t = Tables {
             vocab: &vocab,
             voices: &voices,
         };
-        let ps = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ. ".repeat(8);
         let mut words = Vec::new();
         let mut at = 0;
         for w in ps.split(' ') {
