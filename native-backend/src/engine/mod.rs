@@ -578,15 +578,19 @@ pub async fn run(
                     if !step.words.is_empty() {
                         words = std::mem::take(&mut step.words);
                     }
-                    if let (Some(st), Some(stamping), false) =
-                        (stamper.as_mut(), &speech.stamping, step.marks.is_empty())
-                    {
+                    if let (Some(st), Some(map), false) = (
+                        stamper.as_mut(),
+                        speech
+                            .stamping
+                            .as_ref()
+                            .and_then(|s| s.maps.get(text_index)),
+                        step.marks.is_empty(),
+                    ) {
                         let marked: Vec<_> = step
                             .marks
                             .iter()
                             .filter_map(|m| Some((words.get(m.word)?.clone(), m.clone())))
                             .collect();
-                        let map = &stamping.maps[text_index.min(stamping.maps.len() - 1)];
                         let stamps = st.piece(piece_text, map, &marked, piece_at);
                         if !stamps.is_empty() && tx.send(Ok(Event::Words(stamps))).await.is_err() {
                             return;
