@@ -449,6 +449,23 @@ async fn captioned_speech_answers_as_kokoro_fastapi_does() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(lines.len() >= 2, "{lines:?}");
+    // Each line's words begin in the audio sent up to and with that line.
+    let mut sent = 0usize;
+    for (i, l) in lines.iter().enumerate() {
+        let pcm = l["audio"].as_str().unwrap();
+        sent += base64::engine::general_purpose::STANDARD
+            .decode(pcm)
+            .unwrap()
+            .len()
+            / 2;
+        for t in l["timestamps"].as_array().unwrap() {
+            let start = t["start_time"].as_f64().unwrap();
+            assert!(
+                start * 24_000.0 < sent as f64 + 24.0 || i + 1 == lines.len(),
+                "{t} at {sent}"
+            );
+        }
+    }
     let streamed: Vec<String> = lines
         .iter()
         .flat_map(|l| l["timestamps"].as_array().unwrap().clone())

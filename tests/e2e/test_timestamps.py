@@ -80,6 +80,11 @@ def test_captioned_speech_whole_and_streamed_agree(server):
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
     lines = [json.loads(x) for x in r.text.splitlines() if x]
     assert len(lines) >= 2
+    sent = 0.0
+    for i, x in enumerate(lines):
+        sent += len(base64.b64decode(x["audio"])) / 2 / 24000
+        # Each line carries the words that begin in the audio sent so far.
+        assert all(t["start_time"] < sent + 0.001 or i == len(lines) - 1 for t in x["timestamps"]), (x, sent)
     streamed = [t for x in lines for t in x["timestamps"]]
     assert [t["word"] for t in streamed] == WORDS
     # Streamed pieces are windowed, whole ones are not: the timeline is the same.

@@ -349,25 +349,38 @@ async fn captioned_speech(
             rx,
             |mut rx| async move { rx.recv().await.map(|ev| (ev, rx)) },
         );
-    let mut words: Vec<Value> = Vec::new();
+    // Stamps come ahead of their audio; each line carries those that begin in
+    // the audio sent so far (the last line, all that remain).
+    let mut words = std::collections::VecDeque::new();
+    let mut sent = 0usize;
     let lines = futures_util::stream::iter([Ok(first)]).chain(rest).map(
         move |ev| -> Result<Bytes, std::io::Error> {
-            let bytes = match ev {
+            let (bytes, upto) = match ev {
                 Ok(Event::Words(w)) => {
-                    words.extend(w.iter().map(caption_json));
+                    words.extend(w);
                     return Ok(Bytes::new());
                 }
-                Ok(Event::Audio { bytes, .. } | Event::End { bytes, .. }) => bytes,
+                Ok(Event::Audio { bytes, samples }) => {
+                    sent += samples;
+                    (bytes, sent as f64 / f64::from(kokoro_core::SAMPLE_RATE))
+                }
+                Ok(Event::End { bytes, .. }) => (bytes, f64::INFINITY),
                 Err(e) => {
                     tracing::error!(error = ?e, "synthesis failed mid-stream");
                     return Err(std::io::Error::other("synthesis failed"));
                 }
             };
-            if bytes.is_empty() && words.is_empty() {
+            let mut these = Vec::new();
+            while words
+                .front()
+                .is_some_and(|w: &kokoro_synth::timing::Stamp| w.start < upto)
+            {
+                these.extend(words.pop_front().as_ref().map(caption_json));
+            }
+            if bytes.is_empty() && these.is_empty() {
                 return Ok(Bytes::new());
             }
-            let line = json!({"audio": b64(&bytes), "audio_format": format,
-                              "timestamps": std::mem::take(&mut words)});
+            let line = json!({"audio": b64(&bytes), "audio_format": format, "timestamps": these});
             Ok(Bytes::from(format!("{line}\n")))
         },
     );
