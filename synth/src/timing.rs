@@ -24,6 +24,9 @@ pub(crate) fn word_ids(
     phonemes: &str,
     words: &[Range<usize>],
 ) -> Vec<(usize, Range<usize>)> {
+    if words.is_empty() {
+        return Vec::new();
+    }
     // Ids (after the leading pad) before each byte offset of the piece.
     let text = &phonemes[piece.clone()];
     let mut before = vec![0usize; text.len() + 1];
@@ -75,12 +78,12 @@ pub(crate) fn heard(durations: &[u32], energy: &[f32], ids: &Range<usize>) -> Ra
         let e = energy.get(2 * k..2 * k + 2).unwrap_or(&[]);
         !e.is_empty() && e.iter().sum::<f32>() / e.len() as f32 > QUIET_ENERGY
     };
-    let last_loud = (start..end).rev().find(|&k| loud(k));
-    let end = last_loud
-        .map_or(end, |k| end.min(k + 2))
-        .max(start + 1)
-        .min(end.max(start));
-    start..end
+    let trimmed = (start..end)
+        .rev()
+        .find(|&k| loud(k))
+        .map_or(end, |k| (k + 2).min(end));
+    // At least a frame, never past the durations' end.
+    start..trimmed.max((start + 1).min(end))
 }
 
 /// The frames of ids `ids` given frames per id (`durations`, pads included).
