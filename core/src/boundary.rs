@@ -19,6 +19,8 @@ pub enum Route {
     GenerateFromPhonemes,
     /// Speech with word timestamps in Kokoro-FastAPI's shape.
     CaptionedSpeech,
+    /// Text in as it is written, audio out: a WebSocket (ElevenLabs' `stream-input`).
+    StreamInput,
 }
 
 /// The one method a route answers.
@@ -58,7 +60,7 @@ const fn spec(path: &'static str, method: Method, route: Route, open: bool) -> R
 }
 
 /// Every route of the API, in the contract's order.
-pub const ROUTES: [RouteSpec; 10] = [
+pub const ROUTES: [RouteSpec; 11] = [
     spec("/v1/audio/speech", Method::Post, Route::Speech, false),
     spec("/v1/models", Method::Get, Route::Models, false),
     spec("/v1/models/{id}", Method::Get, Route::Model, false),
@@ -79,7 +81,24 @@ pub const ROUTES: [RouteSpec; 10] = [
         Route::CaptionedSpeech,
         false,
     ),
+    spec(STREAM_INPUT, Method::Get, Route::StreamInput, false),
 ];
+
+/// The WebSocket route's template. The edge host serves it natively (wasi:http has
+/// no upgrade), so it needs the path outside the table too.
+pub const STREAM_INPUT: &str = "/v1/text-to-speech/{voice_id}/stream-input";
+
+/// Whether a path is the WebSocket route.
+pub fn is_stream_input(path: &str) -> bool {
+    path_matches(STREAM_INPUT, path)
+}
+
+/// The voice of a WebSocket route's path (its one template segment).
+pub fn stream_input_voice(path: &str) -> Option<&str> {
+    is_stream_input(path)
+        .then(|| path.split('/').nth(3))
+        .flatten()
+}
 
 /// What a method and path resolve to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +176,8 @@ pub fn key_matches(keys: &[String], presented: &str) -> bool {
 }
 
 /// The API-key rule of both tiers: no keys configured lets everything through;
-/// otherwise `Authorization: Bearer <key>` or `X-API-Key: <key>` must carry one.
+/// otherwise `Authorization: Bearer <key>` or `X-API-Key: <key>` must carry one
+/// (ElevenLabs' `xi-api-key` is read as `X-API-Key` where both tiers take it).
 pub fn authorized(keys: &[String], authorization: Option<&str>, x_api_key: Option<&str>) -> bool {
     if keys.is_empty() {
         return true;
@@ -203,6 +223,16 @@ mod tests {
         assert_eq!(found("GET", "/v1/models"), Some(Route::Models));
         assert_eq!(found("GET", "/health"), Some(Route::Health));
         assert_eq!(found("POST", "/dev/phonemize"), Some(Route::Phonemize));
+        assert_eq!(
+            found("GET", "/v1/text-to-speech/af_heart/stream-input"),
+            Some(Route::StreamInput)
+        );
+        assert_eq!(
+            stream_input_voice("/v1/text-to-speech/af_heart/stream-input"),
+            Some("af_heart")
+        );
+        assert_eq!(stream_input_voice("/v1/text-to-speech//stream-input"), None);
+        assert_eq!(stream_input_voice("/v1/audio/speech"), None);
         assert_eq!(
             match_route("GET", "/v1/audio/speech"),
             Match::MethodNotAllowed("POST")

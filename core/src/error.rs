@@ -28,6 +28,8 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     /// 422: well-formed request that cannot be processed (e.g. nothing speakable).
     Unprocessable,
+    /// 426: a WebSocket endpoint asked for without the upgrade.
+    UpgradeRequired,
     /// 429: queue full; carries a Retry-After.
     RateLimited,
     /// 500: a bug or an unexpected failure; details go to logs only.
@@ -42,7 +44,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for table-driven tests and the contract check.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::InvalidRequest,
         ErrorKind::Unauthorized,
         ErrorKind::NotFound,
@@ -51,6 +53,7 @@ impl ErrorKind {
         ErrorKind::PayloadTooLarge,
         ErrorKind::UnsupportedMediaType,
         ErrorKind::Unprocessable,
+        ErrorKind::UpgradeRequired,
         ErrorKind::RateLimited,
         ErrorKind::Internal,
         ErrorKind::BadGateway,
@@ -69,6 +72,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::Unprocessable => 422,
+            ErrorKind::UpgradeRequired => 426,
             ErrorKind::RateLimited => 429,
             ErrorKind::Internal => 500,
             ErrorKind::BadGateway => 502,
@@ -110,7 +114,7 @@ pub fn shown(s: &str) -> String {
 
 /// Every machine `code` either tier may emit, with its kind. The contract's
 /// `x-error-codes` table must equal this one (checked by `tests/contract.rs`).
-pub const ERROR_CODES: [(&str, ErrorKind); 30] = [
+pub const ERROR_CODES: [(&str, ErrorKind); 31] = [
     ("invalid_json", ErrorKind::InvalidRequest),
     ("invalid_type", ErrorKind::InvalidRequest),
     ("invalid_value", ErrorKind::InvalidRequest),
@@ -134,6 +138,7 @@ pub const ERROR_CODES: [(&str, ErrorKind); 30] = [
     ("no_speakable_text", ErrorKind::Unprocessable),
     ("unsupported_language", ErrorKind::Unprocessable),
     ("unsupported_format", ErrorKind::Unprocessable),
+    ("upgrade_required", ErrorKind::UpgradeRequired),
     ("queue_full", ErrorKind::RateLimited),
     ("internal_error", ErrorKind::Internal),
     ("upstream_error", ErrorKind::BadGateway),
@@ -288,6 +293,15 @@ impl ApiError {
 
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, code, message)
+    }
+
+    /// A WebSocket endpoint asked for by a plain HTTP request.
+    pub fn websocket_required() -> Self {
+        Self::new(
+            ErrorKind::UpgradeRequired,
+            "upgrade_required",
+            "This endpoint is a WebSocket: connect with a WebSocket client (GET with 'Upgrade: websocket').",
+        )
     }
 
     /// A path no route serves.

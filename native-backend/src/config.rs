@@ -112,6 +112,9 @@ pub struct ServeArgs {
     /// When on they take an admission permit like speech.
     #[arg(long, env = "KOKORO_DEV_ROUTES")]
     pub dev_routes: bool,
+    /// WebSocket text-in sessions (`stream-input`) open at once; more get 429.
+    #[arg(long, env = "KOKORO_MAX_STREAM_SESSIONS", default_value_t = 64)]
+    pub max_stream_sessions: usize,
     #[command(flatten)]
     pub connections: kokoro_serve::Flags,
     #[command(flatten)]
@@ -153,6 +156,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub retry_after_secs: u64,
     pub dev_routes: bool,
+    pub max_stream_sessions: usize,
     /// Time-outs and the connection cap.
     pub limits: kokoro_serve::Limits,
     pub engine: EngineConfig,
@@ -291,6 +295,9 @@ impl ServeArgs {
             return Err("--max-body-bytes must be at least 1024".into());
         }
         let limits = self.connections.limits()?;
+        if self.max_stream_sessions == 0 {
+            return Err("--max-stream-sessions must be at least 1".into());
+        }
         Ok(Config {
             listen: self.listen,
             api_keys: self
@@ -304,6 +311,7 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             retry_after_secs: self.retry_after_secs.max(1),
             dev_routes: self.dev_routes,
+            max_stream_sessions: self.max_stream_sessions,
             limits,
             engine: self.engine.validate()?,
         })

@@ -96,6 +96,7 @@ fn state_on(engine: Arc<Engine>, o: Opts) -> AppState {
         max_body_bytes: o.max_body,
         retry_after_secs: o.retry_after,
         dev_routes: o.dev_routes,
+        max_stream_sessions: 4,
         limits: kokoro_serve::Limits {
             body: o.body_timeout,
             ..Default::default()
@@ -791,4 +792,309 @@ async fn a_panicking_worker_is_replaced_and_health_tells_when_none_is_left() {
     assert_error(st, &b, 503, "not_ready", None);
     let (st, _, b) = send(&s, speech(json!({"input": "Hi.", "stream": false}))).await;
     assert_error(st, &b, 503, "not_ready", None);
+}
+
+// ---- stream-input: the WebSocket, over a real socket and the fake model ----
+
+mod socket {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+    type Ws = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    /// The router on a real listener (the connection loop both servers run).
+    async fn serve(s: AppState) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let svc = kokoro_serve::TowerToHyperService::new(app(s));
+        let stats = Arc::new(kokoro_serve::Stats::default());
+        tokio::spawn(kokoro_serve::serve(
+            listener,
+            kokoro_serve::Limits::default(),
+            stats,
+            svc,
+            std::future::pending(),
+        ));
+        addr
+    }
+
+    async fn connect(
+        addr: std::net::SocketAddr,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let url = format!("ws://{addr}/v1/text-to-speech/af_heart/stream-input?{query}");
+        let mut req = url.into_client_request().unwrap();
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        tokio_tungstenite::connect_async(req)
+            .await
+            .map(|(ws, _)| ws)
+    }
+
+    async fn send_json(ws: &mut Ws, v: Value) {
+        ws.send(Message::Text(v.to_string().into())).await.unwrap();
+    }
+
+    /// Every message until the server closes: (JSON messages, close code).
+    async fn drain(ws: &mut Ws) -> (Vec<Value>, Option<u16>) {
+        let mut out = Vec::new();
+        while let Some(m) = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("the server answers")
+        {
+            match m {
+                Ok(Message::Text(t)) => out.push(serde_json::from_str(t.as_str()).unwrap()),
+                Ok(Message::Close(f)) => return (out, f.map(|f| u16::from(f.code))),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        (out, None)
+    }
+
+    fn audio_bytes(msgs: &[Value]) -> usize {
+        msgs.iter()
+            .filter_map(|m| m["audio"].as_str())
+            .map(|a| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(a)
+                    .unwrap()
+                    .len()
+            })
+            .sum()
+    }
+
+    fn aligned_text(msgs: &[Value]) -> String {
+        msgs.iter()
+            .filter_map(|m| m["alignment"]["chars"].as_array())
+            .flatten()
+            .map(|c| c.as_str().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_utterance_streams_in_and_out_with_every_character_aligned() {
+        let addr = serve(state(DEFAULT)).await;
+        let mut ws = connect(
+            addr,
+            "model_id=eleven_flash_v2_5&output_format=pcm_24000",
+            &[],
+        )
+        .await
+        .unwrap();
+        send_json(
+            &mut ws,
+            json!({"text": " ", "voice_settings": {"speed": 1.2, "stability": 0.5},
+            "generation_config": {"chunk_length_schedule": [120, 160]}}),
+        )
+        .await;
+        let text = "Hello there, my friend. It costs $12.99 today! Is that fine? Yes";
+        for piece in text.as_bytes().chunks(3) {
+            let p = std::str::from_utf8(piece).unwrap();
+            send_json(&mut ws, json!({"text": p, "try_trigger_generation": true})).await;
+        }
+        send_json(&mut ws, json!({"text": ""})).await;
+        let (msgs, code) = drain(&mut ws).await;
+        assert_eq!(code, Some(1000));
+        let last = msgs.last().unwrap();
+        assert_eq!(last["isFinal"], true, "{last}");
+        let audio = &msgs[..msgs.len() - 1];
+        assert!(audio.iter().all(|m| m["isFinal"] == false));
+        let bytes = audio_bytes(audio);
+        assert!(bytes > 24_000, "{bytes} bytes of PCM");
+        assert_eq!(bytes % 2, 0);
+        // Every character sent (the first message's space too), in order, once.
+        assert_eq!(aligned_text(audio), format!(" {text}"));
+        for m in audio.iter().filter(|m| m["alignment"].is_object()) {
+            let a = &m["alignment"];
+            let n = a["chars"].as_array().unwrap().len();
+            assert_eq!(a["charStartTimesMs"].as_array().unwrap().len(), n);
+            assert_eq!(a["charDurationsMs"].as_array().unwrap().len(), n);
+            assert_eq!(m["normalizedAlignment"], *a);
+        }
+    }
+
+    #[tokio::test]
+    async fn flush_speaks_what_waits_without_a_sentence_end() {
+        let addr = serve(state(DEFAULT)).await;
+        let mut ws = connect(addr, "output_format=pcm_24000", &[]).await.unwrap();
+        send_json(&mut ws, json!({"text": "Hello there my friend "})).await;
+        send_json(&mut ws, json!({"text": "", "flush": true})).await;
+        let (msgs, code) = drain(&mut ws).await;
+        assert_eq!(code, Some(1000));
+        assert!(audio_bytes(&msgs) > 0);
+        // A flush alone, the socket still open: audio comes without the end.
+        let mut ws = connect(addr, "output_format=mp3_44100_128", &[])
+            .await
+            .unwrap();
+        send_json(&mut ws, json!({"text": "No punctuation here "})).await;
+        send_json(&mut ws, json!({"flush": true})).await;
+        let first = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+        assert!(v["audio"].is_string(), "{v}");
+        let mp3 = base64::engine::general_purpose::STANDARD
+            .decode(v["audio"].as_str().unwrap())
+            .unwrap();
+        assert!(mp3.len() > 100);
+    }
+
+    #[tokio::test]
+    async fn handshake_mistakes_are_http_errors_and_message_mistakes_close_the_socket() {
+        let s = state(DEFAULT);
+        // A plain GET: 426 with the contract's envelope.
+        let (st, h, b) = send(&s, get("/v1/text-to-speech/af_heart/stream-input")).await;
+        assert_error(st, &b, 426, "upgrade_required", None);
+        assert_eq!(h["upgrade"], "websocket");
+        let addr = serve(s).await;
+        for (query, status) in [
+            ("output_format=ulaw_8000", 422),
+            ("model_id=whisper-1", 400),
+            ("inactivity_timeout=0", 400),
+        ] {
+            match connect(addr, query, &[]).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                    assert_eq!(r.status().as_u16(), status, "{query}");
+                    let body: Value = serde_json::from_slice(r.body().as_ref().unwrap()).unwrap();
+                    assert!(body["error"]["code"].is_string());
+                }
+                other => panic!("{query}: {other:?}"),
+            }
+        }
+        for (bad, code) in [
+            (Message::Text("not json".into()), "invalid_json"),
+            (Message::Text("{\"text\": 5}".into()), "invalid_type"),
+            (Message::Binary(vec![1, 2, 3].into()), "invalid_type"),
+            (
+                Message::Text(json!({"voice_settings": {"speed": 9}}).to_string().into()),
+                "invalid_value",
+            ),
+        ] {
+            let mut ws = connect(addr, "", &[]).await.unwrap();
+            ws.send(bad).await.unwrap();
+            let (msgs, close) = drain(&mut ws).await;
+            assert_eq!(close, Some(1008), "{code}");
+            assert_eq!(msgs.last().unwrap()["error"]["code"], code, "{msgs:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_come_with_the_handshake_or_the_first_message() {
+        let s = state(Opts {
+            keys: &["sekrit"],
+            ..DEFAULT
+        });
+        let addr = serve(s).await;
+        let speak = |ws: Ws| async move {
+            let mut ws = ws;
+            send_json(&mut ws, json!({"text": "Hi there. "})).await;
+            send_json(&mut ws, json!({"text": ""})).await;
+            drain(&mut ws).await
+        };
+        for headers in [
+            vec![("authorization", "Bearer sekrit")],
+            vec![("xi-api-key", "sekrit")],
+        ] {
+            let (msgs, code) = speak(connect(addr, "", &headers).await.unwrap()).await;
+            assert_eq!(code, Some(1000), "{headers:?} {msgs:?}");
+        }
+        let ws = connect(addr, "authorization=Bearer%20sekrit", &[])
+            .await
+            .unwrap();
+        assert_eq!(speak(ws).await.1, Some(1000));
+        // A wrong header is refused at the handshake.
+        match connect(addr, "", &[("xi-api-key", "nope")]).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+            other => panic!("{other:?}"),
+        }
+        // No key at the handshake: the first message must carry it.
+        let mut ws = connect(addr, "", &[]).await.unwrap();
+        send_json(&mut ws, json!({"text": " ", "xi_api_key": "sekrit"})).await;
+        assert_eq!(speak(ws).await.1, Some(1000));
+        let mut ws = connect(addr, "", &[]).await.unwrap();
+        send_json(&mut ws, json!({"text": "Hello. "})).await;
+        let (msgs, code) = drain(&mut ws).await;
+        assert_eq!(code, Some(1008));
+        assert_eq!(msgs.last().unwrap()["error"]["code"], "invalid_api_key");
+        assert!(audio_bytes(&msgs) == 0);
+    }
+
+    /// A client that leaves mid-utterance, or a session over budget, frees its
+    /// admission permit and its runs at once.
+    #[tokio::test]
+    async fn a_client_that_leaves_frees_everything() {
+        // Its own engine: the shared one's in-flight count is other tests' too.
+        let factory: ModelFactory =
+            Arc::new(|| Ok(Box::new(ToneModel) as Box<dyn kokoro_synth::Model + Send>));
+        let s = state_on(start(engine_config(), factory), DEFAULT);
+        let addr = serve(s.clone()).await;
+        let free = || s.admission.available_permits() == 16;
+        let long =
+            "This sentence is one of many that keep the server busy for a while. ".repeat(12);
+        for abrupt in [true, false] {
+            let mut ws = connect(addr, "output_format=pcm_24000", &[]).await.unwrap();
+            send_json(&mut ws, json!({"text": long})).await;
+            // First audio: the session holds a permit and has runs.
+            let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+                .await
+                .unwrap();
+            assert!(m.is_some());
+            assert!(!free());
+            if abrupt {
+                drop(ws); // no close frame: the TCP connection just goes
+            } else {
+                ws.close(None).await.unwrap();
+            }
+            let mut freed = false;
+            for _ in 0..100 {
+                if free()
+                    && s.metrics
+                        .in_flight
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        == 0
+                {
+                    freed = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(freed, "abrupt={abrupt}: permits and runs are freed");
+        }
+        // Over the budget across pieces: refused with the budget's error.
+        let tight = {
+            let mut cfg = engine_config();
+            cfg.budget.text_chars = 60;
+            let factory: ModelFactory =
+                Arc::new(|| Ok(Box::new(ToneModel) as Box<dyn kokoro_synth::Model + Send>));
+            state_on(start(cfg, factory), DEFAULT)
+        };
+        let addr = serve(tight).await;
+        let mut ws = connect(addr, "", &[]).await.unwrap();
+        for _ in 0..4 {
+            send_json(
+                &mut ws,
+                json!({"text": "Each of these sentences is short. "}),
+            )
+            .await;
+        }
+        send_json(&mut ws, json!({"text": ""})).await;
+        let (msgs, code) = drain(&mut ws).await;
+        assert_eq!(code, Some(1008));
+        assert_eq!(msgs.last().unwrap()["error"]["code"], "request_too_costly");
+        assert!(
+            audio_bytes(&msgs) > 0,
+            "the pieces within the budget were spoken"
+        );
+    }
 }

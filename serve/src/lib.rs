@@ -17,6 +17,10 @@
 //!   and closed at once (counted), so the kernel's backlog never fills.
 //! - **accept errors** (out of descriptors, a reset handshake) are logged and the
 //!   loop goes on after a short pause.
+//! - **upgrades**: connections are served with hyper's upgrades, so a WebSocket
+//!   handler takes the connection over (the write deadline stays on it; it no
+//!   longer counts as an open connection, so the handler bounds its own sessions).
+//!   At shutdown each connection finishes its request in flight, then closes.
 //!
 //! The request body's deadline ([`Limits::body`]) is the servers' own: the backend
 //! times its body read (408), the edge host reads the body before the component
@@ -144,7 +148,10 @@ pub async fn serve<S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Shutdown: every connection task holds a receiver; `closed` resolves when the
+    // last one has finished. Connections are served with upgrades (WebSockets), so
+    // hyper-util's `GracefulShutdown`, which has no impl for them, is not used.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -175,17 +182,39 @@ pub async fn serve<S, B>(
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header)
             .keep_alive(true);
-        let conn = graceful.watch(builder.serve_connection(io, service.clone()));
+        let conn = builder
+            .serve_connection(io, service.clone())
+            .with_upgrades();
         let stats = stats.clone();
+        let mut stopping = stopped.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let mut conn = std::pin::pin!(conn);
+            let stop = async {
+                while !*stopping.borrow_and_update() {
+                    if stopping.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                () = stop => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = ?e, "connection ended with an error");
             }
             stats.open.fetch_sub(1, Ordering::Relaxed);
+            drop(stopping);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    drop(stopped);
+    let _ = stop.send(true);
+    stop.closed().await;
 }
 
 /// A TCP stream whose writes fail after making no progress for a while.

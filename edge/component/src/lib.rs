@@ -140,6 +140,16 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Route::Phonemize | Route::GenerateFromPhonemes if !cfg.dev_routes => {
             respond_error(out, &ApiError::no_such_route(), &rid).await
         }
+        // wasi:http has no upgrade: the kokoro-edge host serves the WebSocket itself
+        // (passed through to the backend) before any component runs, and under
+        // `spin up` clients connect to the backend for it. A plain request is told so.
+        Route::StreamInput => {
+            let e = ApiError::websocket_required();
+            let mut headers = e.headers();
+            headers.push((REQUEST_ID, rid));
+            headers.push(("upgrade", "websocket".to_string()));
+            respond(out, e.status(), &headers, e.to_json().into_bytes()).await
+        }
         Route::Health => {
             respond(
                 out,

@@ -156,6 +156,8 @@ pub struct HostConfig {
     /// Time-outs and the connection cap.
     pub limits: kokoro_serve::Limits,
     pub nn: Option<NnConfig>,
+    /// The WebSocket route's passthrough to the backend.
+    pub socket: crate::socket::Passthrough,
 }
 
 fn in_range(what: &str, v: usize, lo: usize, hi: usize) -> Result<usize, String> {
@@ -166,10 +168,19 @@ fn in_range(what: &str, v: usize, lo: usize, hi: usize) -> Result<usize, String>
     }
 }
 
+/// The path of a base URL, without its trailing `/` ("" for none).
+fn base_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    path.trim_end_matches('/').to_string()
+}
+
 impl Args {
     pub fn validate(&self) -> Result<HostConfig, String> {
         let backend = authority_of(&self.backend_url)
             .ok_or_else(|| format!("--backend-url {:?} has no host", self.backend_url))?;
+        let backend_authority = backend.clone();
         let allowed = if self.allow.is_empty() {
             vec![backend]
         } else {
@@ -270,6 +281,19 @@ impl Args {
             max_run: Duration::from_secs(self.max_run_secs.max(self.timeout_secs)),
             limits,
             nn,
+            socket: crate::socket::Passthrough {
+                backend: backend_authority,
+                base_path: base_path(&self.backend_url),
+                api_keys: self
+                    .api_keys
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(String::from)
+                    .collect(),
+                backend_api_key: self.backend_api_key.clone(),
+                timeout: Duration::from_secs(self.timeout_secs),
+            },
         })
     }
 }
@@ -295,6 +319,10 @@ mod tests {
                 .iter()
                 .any(|(k, v)| k == "KOKORO_BACKEND_URL" && v.ends_with("/x"))
         );
+        assert_eq!(c.socket.backend, "backend.local:8880");
+        assert_eq!(c.socket.base_path, "/x");
+        assert_eq!(base_path("http://a:1/"), "");
+        assert_eq!(base_path("http://a:1"), "");
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod config;
 mod nn;
 mod pool;
 mod server;
+mod socket;
 mod spin;
 
 use anyhow::{Context, Result};
@@ -131,6 +132,7 @@ async fn main() -> Result<()> {
         max_body_bytes: cfg.max_body_bytes,
         body_timeout: cfg.limits.body,
         max_run: cfg.max_run,
+        socket: cfg.socket,
     });
     let rx = Arc::new(tokio::sync::Mutex::new(warm_rx));
     for i in 0..instances {

@@ -127,6 +127,8 @@ pub struct Server {
     pub body_timeout: Duration,
     /// Longest a request's guest may run in all (a stream included).
     pub max_run: Duration,
+    /// The WebSocket route, served by the host itself (`socket.rs`).
+    pub socket: crate::socket::Passthrough,
 }
 
 /// The contract's error envelope and headers (from `kokoro-core`, as everywhere else).
@@ -213,6 +215,9 @@ impl Server {
         self: Arc<Self>,
         req: hyper::Request<hyper::body::Incoming>,
     ) -> Result<hyper::Response<HyperOutgoingBody>> {
+        if crate::socket::wants(&req) {
+            return Ok(crate::socket::pass(&self.socket, req).await);
+        }
         let req = match self.read_body(req).await {
             Ok(r) => r,
             Err(e) => {

@@ -2,6 +2,7 @@
 
 use super::AppState;
 use super::error::error_response;
+use super::stream_input::KeyPending;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
@@ -48,23 +49,40 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
 }
 
 /// The API-key rule of `kokoro_core::boundary` (when keys are configured);
-/// `/health` and `/metrics` stay open.
-pub async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// `/health` and `/metrics` stay open. The WebSocket route also takes ElevenLabs'
+/// `xi-api-key` header and `authorization` query parameter, and a handshake
+/// without a key goes on marked [`KeyPending`]: its first message must carry one.
+pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let keys = &state.config.api_keys;
-    if keys.is_empty() || boundary::is_open(req.uri().path()) {
+    let path = req.uri().path();
+    if keys.is_empty() || boundary::is_open(path) {
         return next.run(req).await;
     }
+    let socket = boundary::is_stream_input(path);
     let h = req.headers();
     let value = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    if boundary::authorized(
-        keys,
-        value(header::AUTHORIZATION.as_str()),
-        value("x-api-key"),
-    ) {
+    let authorization = value(header::AUTHORIZATION.as_str());
+    let mut ok = boundary::authorized(keys, authorization, value("x-api-key"));
+    if socket && !ok {
+        let query = query_value(req.uri(), "authorization");
+        ok = boundary::authorized(keys, query.as_deref(), value("xi-api-key"));
+    }
+    if ok {
+        next.run(req).await
+    } else if socket && authorization.is_none() && value("xi-api-key").is_none() {
+        req.extensions_mut().insert(KeyPending);
         next.run(req).await
     } else {
         error_response(&ApiError::unauthorized())
     }
+}
+
+/// A query parameter's value, percent-decoded.
+fn query_value(uri: &axum::http::Uri, name: &str) -> Option<String> {
+    let axum::extract::Query(mut q) =
+        axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(uri)
+            .ok()?;
+    q.remove(name)
 }
 
 /// The configured `--retry-after-secs` on every retryable error (the error

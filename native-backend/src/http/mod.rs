@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod middleware;
+pub mod stream_input;
 
 use crate::engine::{self, Engine, EngineError, Event};
 use crate::metrics::Metrics;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub config: Arc<crate::config::Config>,
     pub admission: Arc<Semaphore>,
+    /// WebSocket sessions open at once (`--max-stream-sessions`).
+    pub stream_sessions: Arc<Semaphore>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -40,6 +43,7 @@ impl AppState {
         Self {
             metrics: engine.metrics().clone(),
             admission: Arc::new(Semaphore::new(config.queue_capacity)),
+            stream_sessions: Arc::new(Semaphore::new(config.max_stream_sessions)),
             config: Arc::new(config),
             engine,
         }
@@ -65,6 +69,7 @@ pub fn app(state: AppState) -> Router {
             Route::Phonemize => post(phonemize),
             Route::GenerateFromPhonemes => post(generate_from_phonemes),
             Route::CaptionedSpeech => post(captioned_speech),
+            Route::StreamInput => get(stream_input::stream_input),
         };
         router = router.route(r.path, method);
     }
@@ -151,6 +156,16 @@ type Events = tokio::sync::mpsc::Receiver<Result<Event, EngineError>>;
 fn start_run(state: &AppState, req: &SpeechRequest) -> Result<Events, AppError> {
     let speech = state.engine.prepare(req)?;
     let permit = admit(state)?;
+    Ok(spawn_run(state, speech, permit))
+}
+
+/// Run a prepared speech on the engine; `guard` (an admission permit) is dropped
+/// when the run ends, which it does at once when the receiver goes.
+fn spawn_run(
+    state: &AppState,
+    speech: kokoro_synth::pipeline::Speech,
+    guard: impl Send + 'static,
+) -> Events {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let metrics = state.metrics.clone();
     metrics
@@ -162,9 +177,9 @@ fn start_run(state: &AppState, req: &SpeechRequest) -> Result<Events, AppError> 
         metrics
             .in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        drop(permit);
+        drop(guard);
     });
-    Ok(rx)
+    rx
 }
 
 async fn speech(State(state): State<AppState>, body: JsonBody) -> Result<Response, AppError> {
