@@ -191,6 +191,16 @@ pub fn authorized(keys: &[String], authorization: Option<&str>, x_api_key: Optio
     .any(|k| key_matches(keys, k))
 }
 
+/// The keys of a comma-separated setting (`--api-keys`), trimmed, empty ones dropped:
+/// the one parser every tier's configuration uses.
+pub fn parse_keys(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// The request-id header both tiers echo.
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -282,6 +292,8 @@ mod tests {
         assert!(!authorized(&keys, Some("Bearer wrong"), None));
         assert!(!authorized(&keys, Some("alpha"), None));
         assert!(!authorized(&keys, None, None));
+        assert_eq!(parse_keys(" alpha, ,beta-key,"), keys);
+        assert!(parse_keys("").is_empty());
     }
 
     #[test]

@@ -300,13 +300,7 @@ impl ServeArgs {
         }
         Ok(Config {
             listen: self.listen,
-            api_keys: self
-                .api_keys
-                .split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(String::from)
-                .collect(),
+            api_keys: kokoro_core::boundary::parse_keys(&self.api_keys),
             queue_capacity: self.queue_capacity,
             max_body_bytes: self.max_body_bytes,
             retry_after_secs: self.retry_after_secs.max(1),

@@ -44,13 +44,7 @@ impl Config {
                 .unwrap_or_else(|| "http://127.0.0.1:8880".into()),
             backend_api_key: var("kokoro_backend_api_key"),
             api_keys: var("kokoro_api_keys")
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|k| !k.is_empty())
-                        .map(String::from)
-                        .collect()
-                })
+                .map(|v| kokoro_core::boundary::parse_keys(&v))
                 .unwrap_or_default(),
             max_body_bytes: number("kokoro_max_body_bytes", 64 * 1024) as usize,
             cache_max_entry_bytes: number("kokoro_cache_max_bytes", 8 * 1024 * 1024) as usize,

@@ -284,13 +284,7 @@ impl Args {
             socket: crate::socket::Passthrough {
                 backend: backend_authority,
                 base_path: base_path(&self.backend_url),
-                api_keys: self
-                    .api_keys
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .map(String::from)
-                    .collect(),
+                api_keys: kokoro_core::boundary::parse_keys(&self.api_keys),
                 backend_api_key: self.backend_api_key.clone(),
                 timeout: Duration::from_secs(self.timeout_secs),
             },
