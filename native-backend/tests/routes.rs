@@ -951,6 +951,24 @@ mod socket {
     }
 
     #[tokio::test]
+    async fn an_idle_session_speaks_what_waits_and_ends_after_its_inactivity_timeout() {
+        let addr = serve(state(DEFAULT)).await;
+        let mut ws = connect(addr, "inactivity_timeout=1&output_format=pcm_24000", &[])
+            .await
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        send_json(&mut ws, json!({"text": "Words without an end"})).await;
+        // A ping does not keep it open.
+        ws.send(Message::Ping(vec![1].into())).await.unwrap();
+        let (msgs, code) = drain(&mut ws).await;
+        assert_eq!(code, Some(1000));
+        assert!(t0.elapsed() >= Duration::from_secs(1));
+        assert!(audio_bytes(&msgs) > 0, "what waited was spoken");
+        assert_eq!(aligned_text(&msgs), "Words without an end");
+        assert_eq!(msgs.last().unwrap()["isFinal"], true);
+    }
+
+    #[tokio::test]
     async fn handshake_mistakes_are_http_errors_and_message_mistakes_close_the_socket() {
         let s = state(DEFAULT);
         // A plain GET: 426 with the contract's envelope.

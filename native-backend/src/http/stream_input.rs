@@ -387,10 +387,14 @@ impl Session {
             tokio::select! {
                 msg = self.socket.recv(), if reading => {
                     let Some(Ok(msg)) = msg else { return Ok(false) };
-                    self.last_message = Instant::now();
                     let Some(m) = self.parse(msg)? else { return Ok(false) };
-                    self.apply(m, first)?;
-                    first = false;
+                    // Pings neither count as the first message nor keep an idle
+                    // session open.
+                    if !m.is_empty() {
+                        self.last_message = Instant::now();
+                        self.apply(m, first)?;
+                        first = false;
+                    }
                 }
                 ev = recv_front(&mut self.runs), if !idle => {
                     if !self.event(ev).await? {
