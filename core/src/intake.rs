@@ -268,6 +268,27 @@ mod tests {
     }
 
     #[test]
+    fn what_waits() {
+        let mut intake = Intake::new();
+        assert!(!intake.has_text() && intake.pending_chars() == 0);
+        intake.push("  ");
+        assert!(!intake.has_text());
+        assert_eq!(intake.pending_chars(), 2);
+        assert!(intake.take_all().is_none());
+        intake.push("Añb");
+        assert!(intake.has_text());
+        assert_eq!((intake.pending_chars(), intake.total_chars()), (3, 5));
+        // A clause of exactly MIN_CLAUSE_CHARS (its mark counted) is long enough;
+        // one shorter is not.
+        let (cuts, _) = feed(&["abcdefgh, rest of it"], true);
+        assert!(cuts.is_empty());
+        let (cuts, _) = feed(&["abcdefghi, rest"], true);
+        assert_eq!(texts(&cuts), ["abcdefghi,"]);
+        assert!(abbreviation("see Dr") && abbreviation("(e.g") && abbreviation("J"));
+        assert!(!abbreviation("done") && !abbreviation("a"));
+    }
+
+    #[test]
     fn markup_and_lines() {
         let (cuts, _) = feed(&["Wait [pause:0.5s. x] here.\nNext line\nmore"], false);
         assert_eq!(texts(&cuts), ["Wait [pause:0.5s. x] here.", "Next line"]);
