@@ -7,8 +7,11 @@ the pipeline was unified (issue 12). A change that is meant to change the audio
 (a new G2P rule, a new model, a new ONNX Runtime) re-records them on purpose:
 `KOKORO_GOLDEN_UPDATE=1 make e2e`, and says why in its commit.
 
-ONNX Runtime on CPU is deterministic for a fixed thread count and instruction set;
-the file records which machine made it, and the test says so when it fails."""
+ONNX Runtime on CPU is deterministic for a fixed thread count and instruction set,
+not across CPUs (an AMD EPYC and an Intel Xeon make different bits), so the digests
+are kept per machine (CPU model and core count). A machine without its own set fails
+and says how to record one: record it from the build before a change, so the set
+still says what the audio was."""
 import hashlib
 import json
 import os
@@ -51,11 +54,14 @@ def load():
     return json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
 
 
+def machine():
+    return f"{cpu()} x{os.cpu_count()}"
+
+
 def record(path, key, value):
     data = load()
-    data.setdefault("machine", {"cpu": cpu(), "cores": os.cpu_count()})
     data.setdefault("text", TEXT)
-    data.setdefault(path, {})[key] = value
+    data.setdefault("machines", {}).setdefault(machine(), {}).setdefault(path, {})[key] = value
     GOLDEN.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
@@ -66,14 +72,19 @@ def check(path, base, fmt, stream):
         record(path, key, got)
         return
     data = load()
-    want = data.get(path, {}).get(key)
-    assert want is not None, f"no golden digest for {path} {key}: record with KOKORO_GOLDEN_UPDATE=1"
     assert data.get("text") == TEXT, "the golden text changed: re-record"
-    if path != "backend" and key in data.get("backend", {}):
+    ours = data.get("machines", {}).get(machine())
+    assert ours is not None, (
+        f"no golden digests for this machine ({machine()}; recorded: {sorted(data.get('machines', {}))}): "
+        "record them with KOKORO_GOLDEN_UPDATE=1 make e2e from the build before your change"
+    )
+    want = ours.get(path, {}).get(key)
+    assert want is not None, f"no golden digest for {path} {key}: record with KOKORO_GOLDEN_UPDATE=1"
+    if path != "backend" and key in ours.get("backend", {}):
         # The two paths run one pipeline: the same request makes the same bytes.
-        assert got == data["backend"][key], f"{path} {key} differs from the backend's audio"
+        assert got == ours["backend"][key], f"{path} {key} differs from the backend's audio"
     assert got == want, (
-        f"{path} {key}: audio changed (recorded on {data.get('machine')}, this is {cpu()}); "
+        f"{path} {key}: audio changed on {machine()}; "
         "if the change is intended, re-record with KOKORO_GOLDEN_UPDATE=1 and say why"
     )
 
