@@ -28,8 +28,6 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     /// 422: well-formed request that cannot be processed (e.g. nothing speakable).
     Unprocessable,
-    /// 426: a WebSocket endpoint asked for without the upgrade.
-    UpgradeRequired,
     /// 429: queue full; carries a Retry-After.
     RateLimited,
     /// 500: a bug or an unexpected failure; details go to logs only.
@@ -44,7 +42,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for table-driven tests and the contract check.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::InvalidRequest,
         ErrorKind::Unauthorized,
         ErrorKind::NotFound,
@@ -53,7 +51,6 @@ impl ErrorKind {
         ErrorKind::PayloadTooLarge,
         ErrorKind::UnsupportedMediaType,
         ErrorKind::Unprocessable,
-        ErrorKind::UpgradeRequired,
         ErrorKind::RateLimited,
         ErrorKind::Internal,
         ErrorKind::BadGateway,
@@ -72,7 +69,6 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::Unprocessable => 422,
-            ErrorKind::UpgradeRequired => 426,
             ErrorKind::RateLimited => 429,
             ErrorKind::Internal => 500,
             ErrorKind::BadGateway => 502,
@@ -138,7 +134,7 @@ pub const ERROR_CODES: [(&str, ErrorKind); 31] = [
     ("no_speakable_text", ErrorKind::Unprocessable),
     ("unsupported_language", ErrorKind::Unprocessable),
     ("unsupported_format", ErrorKind::Unprocessable),
-    ("upgrade_required", ErrorKind::UpgradeRequired),
+    ("upgrade_required", ErrorKind::InvalidRequest),
     ("queue_full", ErrorKind::RateLimited),
     ("internal_error", ErrorKind::Internal),
     ("upstream_error", ErrorKind::BadGateway),
@@ -298,7 +294,7 @@ impl ApiError {
     /// A WebSocket endpoint asked for by a plain HTTP request.
     pub fn websocket_required() -> Self {
         Self::new(
-            ErrorKind::UpgradeRequired,
+            ErrorKind::InvalidRequest,
             "upgrade_required",
             "This endpoint is a WebSocket: connect with a WebSocket client (GET with 'Upgrade: websocket').",
         )

@@ -971,9 +971,9 @@ mod socket {
     #[tokio::test]
     async fn handshake_mistakes_are_http_errors_and_message_mistakes_close_the_socket() {
         let s = state(DEFAULT);
-        // A plain GET: 426 with the contract's envelope.
+        // A plain GET: 400 upgrade_required with the contract's envelope.
         let (st, h, b) = send(&s, get("/v1/text-to-speech/af_heart/stream-input")).await;
-        assert_error(st, &b, 426, "upgrade_required", None);
+        assert_error(st, &b, 400, "upgrade_required", None);
         assert_eq!(h["upgrade"], "websocket");
         let addr = serve(s).await;
         for (query, status) in [

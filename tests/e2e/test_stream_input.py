@@ -59,7 +59,7 @@ def test_an_llm_token_stream_is_spoken_while_it_is_written(base):
 def test_a_plain_request_is_told_to_upgrade():
     for base in (URL, EDGE):
         r = httpx.get(f"{base}/v1/text-to-speech/af_heart/stream-input", timeout=30)
-        assert r.status_code == 426, r.text
+        assert r.status_code == 400, r.text
         assert r.json()["error"]["code"] == "upgrade_required"
 
 

@@ -147,7 +147,8 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             let e = ApiError::websocket_required();
             let mut headers = e.headers();
             headers.push((REQUEST_ID, rid));
-            headers.push(("upgrade", "websocket".to_string()));
+            // (No `Upgrade` header: wasi:http forbids it, and a field list
+            // with it is refused whole.)
             respond(out, e.status(), &headers, e.to_json().into_bytes()).await
         }
         Route::Health => {

@@ -182,14 +182,6 @@ pub async fn stream_input(
     pending: Option<axum::Extension<KeyPending>>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
-    let Ok(ws) = ws else {
-        let mut resp = AppError(ApiError::websocket_required()).into_response();
-        resp.headers_mut().insert(
-            axum::http::header::UPGRADE,
-            axum::http::HeaderValue::from_static("websocket"),
-        );
-        return Ok(resp);
-    };
     let Ok(Path(voice)) = voice else {
         return Err(invalid("voice_id", "The path's voice cannot be read.").into());
     };
@@ -201,6 +193,15 @@ pub async fn stream_input(
     // Language and installed voices, as speech checks them.
     let probe = SpeechRequest::from_value(&Value::Object(settings.template.clone()))?;
     state.engine.prepare(&probe)?;
+    // Checked first, so that a bad parameter is its own error either way.
+    let Ok(ws) = ws else {
+        let mut resp = AppError(ApiError::websocket_required()).into_response();
+        resp.headers_mut().insert(
+            axum::http::header::UPGRADE,
+            axum::http::HeaderValue::from_static("websocket"),
+        );
+        return Ok(resp);
+    };
     let slot = state
         .stream_sessions
         .clone()
