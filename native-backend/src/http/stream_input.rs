@@ -690,7 +690,7 @@ mod tests {
 
     #[test]
     fn handshake_settings() {
-        let s = settings("af_heart", &q(&[])).unwrap();
+        let s = settings("af_heart", &q(&[])).expect("the case's outcome");
         assert_eq!(s.template["response_format"], "mp3");
         assert_eq!(s.inactivity, Duration::from_secs(20));
         let s = settings(
@@ -702,10 +702,14 @@ mod tests {
                 ("apply_text_normalization", "off"),
             ]),
         )
-        .unwrap();
+        .expect("the case's outcome");
         assert_eq!(s.template["response_format"], "pcm");
         assert_eq!(s.template["normalization"], json!({"enabled": false}));
-        let err = |pairs: &[(&str, &str)]| settings("af_heart", &q(pairs)).err().unwrap();
+        let err = |pairs: &[(&str, &str)]| {
+            settings("af_heart", &q(pairs))
+                .err()
+                .expect("the case's outcome")
+        };
         assert_eq!(
             err(&[("output_format", "pcm_16000")]).code,
             "unsupported_format"
@@ -722,7 +726,11 @@ mod tests {
             Some("auto_mode")
         );
         assert_eq!(
-            settings("nobody", &q(&[])).err().unwrap().param.as_deref(),
+            settings("nobody", &q(&[]))
+                .err()
+                .expect("the case's outcome")
+                .param
+                .as_deref(),
             Some("voice")
         );
     }
