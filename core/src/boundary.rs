@@ -93,13 +93,6 @@ pub fn is_stream_input(path: &str) -> bool {
     path_matches(STREAM_INPUT, path)
 }
 
-/// The voice of a WebSocket route's path (its one template segment).
-pub fn stream_input_voice(path: &str) -> Option<&str> {
-    is_stream_input(path)
-        .then(|| path.split('/').nth(3))
-        .flatten()
-}
-
 /// What a method and path resolve to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Match {
@@ -237,12 +230,9 @@ mod tests {
             found("GET", "/v1/text-to-speech/af_heart/stream-input"),
             Some(Route::StreamInput)
         );
-        assert_eq!(
-            stream_input_voice("/v1/text-to-speech/af_heart/stream-input"),
-            Some("af_heart")
-        );
-        assert_eq!(stream_input_voice("/v1/text-to-speech//stream-input"), None);
-        assert_eq!(stream_input_voice("/v1/audio/speech"), None);
+        assert!(is_stream_input("/v1/text-to-speech/af_heart/stream-input"));
+        assert!(!is_stream_input("/v1/text-to-speech//stream-input"));
+        assert!(!is_stream_input("/v1/audio/speech"));
         assert_eq!(
             match_route("GET", "/v1/audio/speech"),
             Match::MethodNotAllowed("POST")

@@ -1114,5 +1114,13 @@ mod socket {
             audio_bytes(&msgs) > 0,
             "the pieces within the budget were spoken"
         );
+        // Text that is never spoken still counts: the raw characters are bounded.
+        let mut ws = connect(addr, "", &[]).await.unwrap();
+        for _ in 0..8 {
+            send_json(&mut ws, json!({"text": "... ... ... "})).await;
+        }
+        let (msgs, code) = drain(&mut ws).await;
+        assert_eq!(code, Some(1008));
+        assert_eq!(msgs.last().unwrap()["error"]["code"], "request_too_costly");
     }
 }

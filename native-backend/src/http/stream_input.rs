@@ -59,8 +59,10 @@ const MAX_INACTIVITY_SECS: u64 = 180;
 
 /// What the handshake settles.
 struct Settings {
-    /// A speech request every piece is made from (its `input` replaced).
+    /// A speech request every piece is made from (its `input` replaced), and it
+    /// parsed (the handshake's checks).
     template: Map<String, Value>,
+    request: SpeechRequest,
     speed: f32,
     inactivity: Duration,
     /// The key must come in the first message (none at the handshake).
@@ -164,6 +166,7 @@ fn settings(voice: &str, q: &HashMap<String, String>) -> Result<Settings, ApiErr
     let req = SpeechRequest::from_value(&Value::Object(template.clone()))?;
     Ok(Settings {
         speed: req.speed,
+        request: req,
         template,
         inactivity: Duration::from_secs(inactivity),
         key_pending: false,
@@ -191,8 +194,7 @@ pub async fn stream_input(
     let mut settings = settings(&voice, &q)?;
     settings.key_pending = pending.is_some();
     // Language and installed voices, as speech checks them.
-    let probe = SpeechRequest::from_value(&Value::Object(settings.template.clone()))?;
-    state.engine.prepare(&probe)?;
+    state.engine.prepare(&settings.request)?;
     // Checked first, so that a bad parameter is its own error either way.
     let Ok(ws) = ws else {
         let mut resp = AppError(ApiError::websocket_required()).into_response();
@@ -252,15 +254,6 @@ struct Session {
     last_message: Instant,
 }
 
-/// Why a session ends early: a message for the client and a close code.
-struct Abort(ApiError);
-
-impl From<ApiError> for Abort {
-    fn from(e: ApiError) -> Self {
-        Abort(e)
-    }
-}
-
 fn close_code_of(kind: ErrorKind) -> u16 {
     match kind {
         ErrorKind::RateLimited | ErrorKind::Unavailable => close_code::AGAIN,
@@ -307,7 +300,7 @@ impl Session {
                 self.close(close_code::NORMAL, "").await;
             }
             Ok(false) => {}
-            Err(Abort(e)) => {
+            Err(e) => {
                 if e.kind == ErrorKind::Internal {
                     tracing::error!(error = %e, "stream-input session failed");
                 }
@@ -343,7 +336,7 @@ impl Session {
 
     /// The session's loop: `Ok(true)` when the utterance ended (final message
     /// due), `Ok(false)` when the client left.
-    async fn serve(&mut self) -> Result<bool, Abort> {
+    async fn serve(&mut self) -> Result<bool, ApiError> {
         let mut first = true;
         if self.settings.key_pending {
             let deadline = self.state.config.limits.header;
@@ -361,14 +354,14 @@ impl Session {
                         auth,
                         key.as_deref(),
                     ) {
-                        return Err(ApiError::unauthorized().into());
+                        return Err(ApiError::unauthorized());
                     }
                     self.settings.key_pending = false;
                     self.apply(m, true)?;
                     first = false;
                 }
                 Ok(_) => return Ok(false),
-                Err(_) => return Err(ApiError::unauthorized().into()),
+                Err(_) => return Err(ApiError::unauthorized()),
             }
         }
         let tick = Duration::from_millis(50);
@@ -471,6 +464,17 @@ impl Session {
         match m.get("text") {
             Some(Value::String(s)) if s.is_empty() => self.closing = true,
             Some(Value::String(s)) => {
+                // What is kept for alignment is bounded too, even for text that
+                // is never spoken (punctuation alone).
+                let limit = self.state.engine.settings().budget.text_chars;
+                let total = self.text.len() + s.chars().count();
+                if total > limit {
+                    return Err(ApiError::over_budget(
+                        "text",
+                        &format!("{total} characters"),
+                        &format!("{limit} characters"),
+                    ));
+                }
                 self.intake.push(s);
                 self.text.extend(s.chars());
             }
@@ -495,7 +499,7 @@ impl Session {
     }
 
     /// Start the pieces that are complete, up to [`MAX_RUNS`].
-    fn start_runs(&mut self) -> Result<(), Abort> {
+    fn start_runs(&mut self) -> Result<(), ApiError> {
         while self.runs.len() < MAX_RUNS {
             if self
                 .runs
@@ -521,7 +525,7 @@ impl Session {
         Ok(())
     }
 
-    fn start(&mut self, cut: Cut) -> Result<(), Abort> {
+    fn start(&mut self, cut: Cut) -> Result<(), ApiError> {
         let mut t = self.settings.template.clone();
         t.insert("input".into(), Value::from(cut.text.as_str()));
         let req = SpeechRequest::from_value(&Value::Object(t))?;
@@ -529,7 +533,7 @@ impl Session {
             Ok(s) => s,
             // Punctuation alone ("..."): nothing to say, nothing lost.
             Err(e) if e.code == "no_speakable_text" => return Ok(()),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         let piece = Cost::of(&speech.pieces);
         self.cost.pause_secs += piece.pause_secs;
@@ -537,7 +541,7 @@ impl Session {
         let budget = &self.state.engine.settings().budget;
         budget.admit(&self.cost, self.settings.speed)?;
         if self.permit.is_none() {
-            self.permit = Some(Arc::new(admit(&self.state).map_err(|e| Abort(e.0))?));
+            self.permit = Some(Arc::new(admit(&self.state).map_err(|e| e.0)?));
         }
         let guard = self.permit.clone();
         let events = spawn_run(&self.state, speech, guard);
@@ -554,11 +558,11 @@ impl Session {
     }
 
     /// One event of the front run: `Ok(false)` when the client is gone.
-    async fn event(&mut self, ev: Option<Result<Event, EngineError>>) -> Result<bool, Abort> {
+    async fn event(&mut self, ev: Option<Result<Event, EngineError>>) -> Result<bool, ApiError> {
         let ev = match ev {
             Some(Ok(ev)) => ev,
-            Some(Err(e)) => return Err(Abort(e.to_api())),
-            None => return Err(ApiError::internal().into()),
+            Some(Err(e)) => return Err(e.to_api()),
+            None => return Err(ApiError::internal()),
         };
         let base = self.front_base as f64 / f64::from(SAMPLE_RATE);
         let (bytes, samples, end) = match ev {
@@ -588,8 +592,7 @@ impl Session {
                 "audio",
                 "more seconds",
                 &format!("{:.0} s", budget.audio_secs),
-            )
-            .into());
+            ));
         }
         let upto = if end {
             f64::INFINITY
