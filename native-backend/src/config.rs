@@ -56,6 +56,10 @@ pub struct EngineArgs {
     /// Frames decoded beyond each side of a decoder window (for the cross-fade).
     #[arg(long, env = "KOKORO_WINDOW_CONTEXT_FRAMES", default_value_t = kokoro_synth::windows::DEFAULT_WINDOWS.context)]
     pub window_context_frames: usize,
+    /// Frames of a streamed call's leading padding token decoded with its first
+    /// window (the model gives that token 9-18 frames of silence).
+    #[arg(long, env = "KOKORO_WINDOW_LEAD_FRAMES", default_value_t = kokoro_synth::windows::DEFAULT_WINDOWS.lead)]
+    pub window_lead_frames: usize,
     /// Largest chunk window in characters.
     #[arg(long, env = "KOKORO_MAX_CHUNK_CHARS", default_value_t = kokoro_synth::DEFAULT_CHUNK.max_chars)]
     pub max_chunk_chars: usize,
@@ -206,9 +210,14 @@ impl EngineArgs {
         if self.first_chunk_chars < 8 || self.max_chunk_chars < self.first_chunk_chars {
             return Err("chunk windows: need 8 <= --first-chunk-chars <= --max-chunk-chars".into());
         }
-        if self.window_context_frames > 64 || self.first_window_frames > 400 {
+        if self.window_context_frames > 64
+            || self.window_lead_frames > 64
+            || self.first_window_frames > 400
+        {
             return Err(
-                "decoder windows: need --window-context-frames <= 64 and --first-window-frames <= 400".into(),
+                "decoder windows: need --window-context-frames and --window-lead-frames <= 64, \
+                 and --first-window-frames <= 400"
+                    .into(),
             );
         }
         if self.max_chunk_chars > 400 {
@@ -277,6 +286,7 @@ impl EngineArgs {
             windows: (self.first_window_frames > 0).then_some(kokoro_synth::windows::Windows {
                 first: self.first_window_frames,
                 context: self.window_context_frames,
+                lead: self.window_lead_frames,
                 ..kokoro_synth::windows::DEFAULT_WINDOWS
             }),
             target_lufs: self.target_lufs,

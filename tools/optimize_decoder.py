@@ -1,0 +1,242 @@
+"""Algebra-preserving rewrites of the decoder half for ONNX Runtime's CPU kernels.
+
+The exported decoder spells every instance norm (AdaIN) out as a chain
+ReduceMean -> Sub -> Mul -> ReduceMean -> Add(eps) -> Sqrt -> Div over the time axis,
+squares with Pow(x, 2), and convolves in 1-D. Each rewrite computes the same function:
+
+  norm    the chain -> one InstanceNormalization (scale 1, bias 0, the chain's epsilon);
+  pow     Pow(x, 2) -> Mul(x, x);
+  conv2d  a 1-D Conv -> Unsqueeze, a height-one 2-D Conv, Squeeze (ONNX Runtime's
+          blocked NCHWc kernels only take 2-D convolutions).
+
+Run by `cargo xtask assets`, which pins the result by SHA-256; `tools/bench_rewrites.py`
+measures each rewrite's speed and its output against the unrewritten decoder.
+
+usage: optimize_decoder.py IN OUT [--only norm,pow,conv2d]
+"""
+import argparse
+import collections
+import sys
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+
+REWRITES = ("norm", "pow", "conv2d")
+
+
+class Graph:
+    def __init__(self, model):
+        self.model = model
+        self.g = model.graph
+        self.inits = {i.name: i for i in self.g.initializer}
+        self.refresh()
+
+    def refresh(self):
+        self.prod = {o: n for n in self.g.node for o in n.output}
+        self.cons = collections.defaultdict(list)
+        for n in self.g.node:
+            for i in dict.fromkeys(n.input):
+                self.cons[i].append(n)
+
+    def const(self, name):
+        """The value of an initializer or a Constant node's output, else None."""
+        if name in self.inits:
+            return numpy_helper.to_array(self.inits[name])
+        n = self.prod.get(name)
+        if n is not None and n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    return numpy_helper.to_array(a.t)
+        return None
+
+    def only_consumer(self, name, op):
+        c = self.cons.get(name, [])
+        return c[0] if len(c) == 1 and c[0].op_type == op else None
+
+    def add_init(self, array, name):
+        t = numpy_helper.from_array(array, name)
+        self.g.initializer.append(t)
+        self.inits[name] = t
+        return name
+
+
+def reduce_axes(gr, n):
+    for a in n.attribute:
+        if a.name == "axes":
+            return list(a.ints)
+    if len(n.input) > 1:
+        v = gr.const(n.input[1])
+        return None if v is None else [int(x) for x in np.ravel(v)]
+    return None
+
+
+def keepdims(n):
+    return all(a.i == 1 for a in n.attribute if a.name == "keepdims")
+
+
+def attr(n, name, default):
+    for a in n.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "LeakyRelu", "Sin", "Cos", "Tanh", "Exp", "Pow", "Sqrt", "Relu", "Sigmoid"}
+
+
+def channels(gr):
+    """Static channel count (dim 1) of 3-D values: what shape inference knows, then
+    carried forward from convolution weights through elementwise nodes."""
+    inferred = shape_inference.infer_shapes(gr.model)
+    out = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input):
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) == 3 and dims[1].HasField("dim_value"):
+            out[vi.name] = dims[1].dim_value
+    for n in gr.g.node:
+        if n.output[0] in out:
+            continue
+        w = gr.const(n.input[1]) if len(n.input) > 1 else None
+        if n.op_type == "Conv" and w is not None and w.ndim == 3:
+            out[n.output[0]] = w.shape[0]
+        elif n.op_type == "ConvTranspose" and w is not None and w.ndim == 3:
+            out[n.output[0]] = w.shape[1] * attr(n, "group", 1)
+        elif n.op_type in ELEMENTWISE:
+            known = {out[i] for i in n.input if out.get(i, 1) > 1}
+            if len(known) == 1:
+                out[n.output[0]] = known.pop()
+    return out
+
+
+def rewrite_norms(gr):
+    """ReduceMean(x) -> Sub -> Mul(s, s) -> ReduceMean -> Add(eps) -> Sqrt -> Div(s, .)."""
+    chans = channels(gr)
+    done = 0
+    for mean in [n for n in gr.g.node if n.op_type == "ReduceMean"]:
+        x = mean.input[0]
+        if reduce_axes(gr, mean) not in ([2], [-1]) or not keepdims(mean) or x not in chans:
+            continue
+        sub = gr.only_consumer(mean.output[0], "Sub")
+        if sub is None or list(sub.input) != [x, mean.output[0]]:
+            continue
+        s = sub.output[0]
+        users = gr.cons[s]
+        sq = [u for u in users if u.op_type == "Mul" and list(u.input) == [s, s]]
+        div = [u for u in users if u.op_type == "Div" and u.input[0] == s]
+        if len(users) != 2 or len(sq) != 1 or len(div) != 1:
+            continue
+        var = gr.only_consumer(sq[0].output[0], "ReduceMean")
+        if var is None or reduce_axes(gr, var) not in ([2], [-1]) or not keepdims(var):
+            continue
+        add = gr.only_consumer(var.output[0], "Add")
+        if add is None or add.input[0] != var.output[0]:
+            continue
+        eps = gr.const(add.input[1])
+        if eps is None or eps.size != 1:
+            continue
+        sqrt = gr.only_consumer(add.output[0], "Sqrt")
+        div = div[0]
+        if sqrt is None or div.input[1] != sqrt.output[0]:
+            continue
+        c = chans[x]
+        base = mean.name.rsplit("/", 1)[0] + "/InstanceNormalization"
+        scale = gr.add_init(np.ones(c, np.float32), base + "/scale")
+        bias = gr.add_init(np.zeros(c, np.float32), base + "/bias")
+        node = helper.make_node(
+            "InstanceNormalization",
+            [x, scale, bias],
+            [div.output[0]],
+            name=base,
+            epsilon=float(eps.ravel()[0]),
+        )
+        # x exists where the chain began; the chain's nodes all come after it.
+        idx = list(gr.g.node).index(mean)
+        for dead in (mean, sub, sq[0], var, add, sqrt, div):
+            gr.g.node.remove(dead)
+        gr.g.node.insert(idx, node)
+        gr.refresh()
+        done += 1
+    return done
+
+
+def rewrite_pows(gr):
+    done = 0
+    for n in list(gr.g.node):
+        if n.op_type != "Pow":
+            continue
+        e = gr.const(n.input[1])
+        if e is None or e.size != 1 or float(e.ravel()[0]) != 2.0:
+            continue
+        n.op_type = "Mul"
+        n.input[1] = n.input[0]
+        done += 1
+    gr.refresh()
+    return done
+
+
+def rewrite_convs(gr):
+    done = 0
+    axis = gr.add_init(np.array([2], np.int64), "/rewrite/axis2")
+    for n in list(gr.g.node):
+        if n.op_type != "Conv":
+            continue
+        w = gr.const(n.input[1])
+        if w is None or w.ndim != 3 or attr(n, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            continue
+        k = w.shape[2]
+        pads = list(attr(n, "pads", [0, 0]))
+        node = helper.make_node(
+            "Conv",
+            [n.name + "/x4"] + [gr.add_init(w[:, :, None, :], n.name + "/w4")] + list(n.input[2:]),
+            [n.name + "/y4"],
+            name=n.name + "/2d",
+            kernel_shape=[1, k],
+            pads=[0, pads[0], 0, pads[1]],
+            strides=[1] + list(attr(n, "strides", [1])),
+            dilations=[1] + list(attr(n, "dilations", [1])),
+            group=attr(n, "group", 1),
+        )
+        up = helper.make_node("Unsqueeze", [n.input[0], axis], [n.name + "/x4"], name=n.name + "/unsq")
+        down = helper.make_node("Squeeze", [n.name + "/y4", axis], [n.output[0]], name=n.name + "/sq")
+        idx = list(gr.g.node).index(n)
+        gr.g.node.remove(n)
+        for j, m in enumerate((up, node, down)):
+            gr.g.node.insert(idx + j, m)
+        done += 1
+    gr.refresh()
+    return done
+
+
+def prune(gr):
+    """Drop initializers no node reads any more."""
+    used = {i for n in gr.g.node for i in n.input}
+    keep = [t for t in gr.g.initializer if t.name in used]
+    del gr.g.initializer[:]
+    gr.g.initializer.extend(keep)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("src")
+    ap.add_argument("dst")
+    ap.add_argument("--only", default=",".join(REWRITES))
+    a = ap.parse_args()
+    chosen = [r for r in a.only.split(",") if r]
+    unknown = [r for r in chosen if r not in REWRITES]
+    if unknown:
+        sys.exit(f"unknown rewrite(s): {unknown}; known: {REWRITES}")
+    model = onnx.load(a.src)
+    gr = Graph(model)
+    counts = {}
+    for r in REWRITES:
+        if r in chosen:
+            counts[r] = {"norm": rewrite_norms, "pow": rewrite_pows, "conv2d": rewrite_convs}[r](gr)
+    prune(gr)
+    onnx.checker.check_model(model)
+    onnx.save(model, a.dst)
+    print(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+if __name__ == "__main__":
+    main()
