@@ -28,6 +28,13 @@ def test_say_rejects_bad_input(tmp_path):
     assert "Unknown voice" in r.stderr
 
 
+def test_serve_rejects_out_of_range_decoder_windows():
+    for flag in ("--window-lead-frames", "--window-context-frames"):
+        r = subprocess.run([str(BIN), "serve", "--listen", "127.0.0.1:0", flag, "65"], capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0, flag
+        assert "--window-lead-frames <= 64" in r.stderr, r.stderr
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
