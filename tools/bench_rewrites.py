@@ -54,10 +54,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for only in ("pow", "norm", "conv2d", "pow,norm,conv2d"):
             m = onnx.load(stem + ".decoder.onnx")
-            gr = opt.Graph(m)
-            for r in only.split(","):
-                {"norm": opt.rewrite_norms, "pow": opt.rewrite_pows, "conv2d": opt.rewrite_convs}[r](gr)
-            opt.prune(gr)
+            opt.apply(m, only.split(","))
             p = os.path.join(tmp, only.replace(",", "+") + ".onnx")
             onnx.save(m, p)
             variants[only] = p
