@@ -134,6 +134,7 @@ impl Engine {
         g2p::set_espeak_for_english(cfg.espeak_english);
         g2p::warm_up();
         let alive = Arc::new(AtomicUsize::new(0));
+        let planned_pace = cfg.windows.map(kokoro_synth::windows::safe_pace);
         for i in 0..cfg.workers {
             let (rx, voices, vocab, metrics, factory, ready, alive) = (
                 rx.clone(),
@@ -148,6 +149,10 @@ impl Engine {
                 .name(format!("kokoro-worker-{i}"))
                 .spawn(move || {
                     let model = match build(&factory, &voices, &vocab) {
+                        Ok(mut m) if i == 0 => {
+                            log_pace(m.as_mut(), &voices, &vocab, planned_pace);
+                            m
+                        }
                         Ok(m) => m,
                         Err(e) => {
                             let _ = ready.send(Err(e));
@@ -317,6 +322,15 @@ fn build(
 }
 
 fn warm_up(model: &mut dyn Model, voices: &VoiceStore, vocab: &Vocab) -> Result<(), String> {
+    warm_decode(model, voices, vocab).map(|_| ())
+}
+
+/// Encode and decode a short sentence; the decode's seconds and frames.
+fn warm_decode(
+    model: &mut dyn Model,
+    voices: &VoiceStore,
+    vocab: &Vocab,
+) -> Result<Option<(f64, usize)>, String> {
     let ps = g2p::phonemize("Ready.", Lang::EnUs).map_err(|e| format!("{e:?}"))?;
     let (ids, _) = vocab.encode_padded(&ps);
     let voice = voices
@@ -326,8 +340,39 @@ fn warm_up(model: &mut dyn Model, voices: &VoiceStore, vocab: &Vocab) -> Result<
         .ok_or("no voices installed")?;
     let style = voices.style(&voice, ids.len() - 2)?;
     match model.encode(&ids, &style, 1.0)? {
-        kokoro_synth::Encoded::Features(f) => model.decode(&f, 0..f.frames, &style).map(|_| ()),
-        kokoro_synth::Encoded::Audio(_) => Ok(()),
+        kokoro_synth::Encoded::Features(f) => {
+            let t = std::time::Instant::now();
+            model.decode(&f, 0..f.frames, &style)?;
+            Ok(Some((t.elapsed().as_secs_f64(), f.frames)))
+        }
+        kokoro_synth::Encoded::Audio(_) => Ok(None),
+    }
+}
+
+/// Log the decoder's pace (a warm decode's time per frame, in percent of the
+/// 25 ms a frame plays for) beside the slowest pace the streamed windows keep a
+/// player fed at: a slower decoder makes players wait between windows.
+fn log_pace(model: &mut dyn Model, voices: &VoiceStore, vocab: &Vocab, safe: Option<f64>) {
+    let Ok(Some((secs, frames))) = warm_decode(model, voices, vocab) else {
+        return;
+    };
+    let frame_secs = kokoro_synth::SAMPLES_PER_FRAME as f64 / kokoro_core::SAMPLE_RATE as f64;
+    let pace = 100.0 * secs / (frames.max(1) as f64 * frame_secs);
+    let safe = safe.map(|s| 100.0 * s);
+    match safe {
+        Some(s) if pace > s => tracing::warn!(
+            pace = format!("{pace:.0}%"),
+            windows_keep_up_to = format!("{s:.0}%"),
+            "the decoder is slower than the streamed windows are sized for: players may \
+             wait between windows (a longer --first-window-frames or fewer workers help)"
+        ),
+        Some(s) => tracing::info!(
+            pace = format!("{pace:.0}%"),
+            windows_keep_up_to = format!("{s:.0}%"),
+            frames,
+            "decoder pace"
+        ),
+        None => tracing::info!(pace = format!("{pace:.0}%"), frames, "decoder pace"),
     }
 }
 
