@@ -9,9 +9,12 @@ the pipeline was unified (issue 12). A change that is meant to change the audio
 
 ONNX Runtime on CPU is deterministic for a fixed thread count and instruction set,
 not across CPUs (an AMD EPYC and an Intel Xeon make different bits), so the digests
-are kept per machine (CPU model and core count). A machine without its own set fails
-and says how to record one: record it from the build before a change, so the set
-still says what the audio was."""
+are kept per machine: CPU model, core count and the widest vector instructions ONNX
+Runtime's kernels pick from (two CPUs that both call themselves "AMD EPYC", one with
+AVX2 only and one with AVX-512 and VNNI, made different bits). Sets recorded before
+the instruction level was part of the key are used only where no set with it exists.
+A machine without its own set fails and says how to record one: record it from the
+build before a change, so the set still says what the audio was."""
 import hashlib
 import json
 import os
@@ -40,22 +43,69 @@ def digest(base, fmt, stream):
     return "sha256:" + hashlib.sha256(r.content).hexdigest()
 
 
-def cpu():
+def cpuinfo():
+    """The first CPU's model name and flags."""
+    out = {}
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "flags"):
+                    out.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor()
+    return out
+
+
+def cpu():
+    return cpuinfo().get("model name") or platform.processor()
+
+
+def isa(flags=None):
+    """The widest instruction level among those ONNX Runtime's CPU kernels dispatch on."""
+    have = set((cpuinfo().get("flags", "") if flags is None else flags).split())
+    for name, need in (
+        ("amx", {"amx_tile", "amx_int8"}),
+        ("avx512-vnni", {"avx512f", "avx512bw", "avx512_vnni"}),
+        ("avx512", {"avx512f", "avx512bw"}),
+        ("avx-vnni", {"avx2", "avx_vnni"}),
+        ("avx2", {"avx2", "fma"}),
+    ):
+        if need <= have:
+            return name
+    return "baseline"
 
 
 def load():
     return json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
 
 
-def machine():
+def legacy_machine():
     return f"{cpu()} x{os.cpu_count()}"
+
+
+def machine():
+    return f"{legacy_machine()} {isa()}"
+
+
+def machine_set(data):
+    """This machine's digests: its own set, else one recorded under the older key."""
+    sets = data.get("machines", {})
+    return sets.get(machine(), sets.get(legacy_machine()))
+
+
+def test_the_machine_key_tells_instruction_levels_apart():
+    assert isa("fpu sse2 avx fma avx2") == "avx2"
+    assert isa("avx2 fma avx512f avx512bw avx512_vnni avx_vnni") == "avx512-vnni"
+    assert isa("avx2 fma avx512f avx512bw") == "avx512"
+    assert isa("avx2 fma avx_vnni") == "avx-vnni"
+    assert isa("sse2 sse4_2") == "baseline"
+    assert isa("avx2 fma amx_tile amx_int8 avx512f avx512bw avx512_vnni") == "amx"
+    assert machine().startswith(legacy_machine() + " ")
+    legacy = {"machines": {legacy_machine(): {"backend": {}}}}
+    assert machine_set(legacy) == {"backend": {}}
+    both = {"machines": {legacy_machine(): {"old": 1}, machine(): {"new": 1}}}
+    assert machine_set(both) == {"new": 1}
 
 
 def record(path, key, value):
@@ -73,7 +123,7 @@ def check(path, base, fmt, stream):
         return
     data = load()
     assert data.get("text") == TEXT, "the golden text changed: re-record"
-    ours = data.get("machines", {}).get(machine())
+    ours = machine_set(data)
     assert ours is not None, (
         f"no golden digests for this machine ({machine()}; recorded: {sorted(data.get('machines', {}))}): "
         "record them with KOKORO_GOLDEN_UPDATE=1 make e2e from the build before your change"
