@@ -65,6 +65,11 @@ pub struct Metrics {
     pub rejected: AtomicU64,
     pub nonfinite_samples: AtomicU64,
     pub worker_panics: AtomicU64,
+    /// A warm decode's time per 25 ms frame, in thousandths of those 25 ms
+    /// (measured once at start; 0 before), and the slowest the streamed windows
+    /// keep a player fed at.
+    pub decoder_pace_milli: AtomicU64,
+    pub windows_safe_pace_milli: AtomicU64,
     /// The connection loop's counters (open, refused, slow clients).
     pub connections: std::sync::Arc<kokoro_serve::Stats>,
 }
@@ -168,6 +173,18 @@ impl Metrics {
                 "Inference jobs that panicked (their worker's model was rebuilt).",
                 self.worker_panics.load(Ordering::Relaxed) as f64,
                 "counter",
+            ),
+            (
+                "kokoro_decoder_pace_ratio",
+                "A warm decode's time per 25 ms frame over those 25 ms, measured at start (0 before).",
+                self.decoder_pace_milli.load(Ordering::Relaxed) as f64 / 1000.0,
+                "gauge",
+            ),
+            (
+                "kokoro_stream_windows_safe_pace_ratio",
+                "The slowest decoder pace at which streamed windows keep a real-time player fed.",
+                self.windows_safe_pace_milli.load(Ordering::Relaxed) as f64 / 1000.0,
+                "gauge",
             ),
             (
                 "kokoro_open_connections",

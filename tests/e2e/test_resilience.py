@@ -238,3 +238,21 @@ def test_costly_requests_are_refused_on_every_tier(url):
             r = httpx.post(f"{base}/v1/audio/speech", json={"input": text, "response_format": "wav", "stream": False}, timeout=60)
             assert r.status_code == 413, (base, r.status_code, r.text[:200])
             assert r.json()["error"]["code"] == "request_too_costly", r.text
+
+
+def test_the_backend_reports_its_decoder_pace_against_what_the_windows_keep_up_with(url):
+    """Measured once at start on the real model: a machine whose decoder is slower
+    than the streamed windows are sized for says so (log and /metrics)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+
+    def gauge(name):
+        m = re.search(rf"^{name} ([0-9.]+)$", text, re.M)
+        assert m, f"{name} missing from /metrics"
+        return float(m.group(1))
+
+    pace = gauge("kokoro_decoder_pace_ratio")
+    # A 2-core CPU decodes a 25 ms frame in 5-15 ms; anything outside 1-300% is a unit slip.
+    assert 0.01 < pace < 3.0, pace
+    # The default windows (16 speech frames, then doubling with 8 of context) keep a
+    # player fed to ~27% of real time (windows::safe_pace).
+    assert 0.25 < gauge("kokoro_stream_windows_safe_pace_ratio") < 0.30

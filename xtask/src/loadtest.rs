@@ -411,6 +411,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     }
     let result = json!({
         "machine": machine(),
+        "pace": decoder_pace(&o.backend),
         "budgets": {"ttfa_p95_ms": b.ttfa_ms, "api_p95_ms": b.api_p95_ms, "memory_mb": b.memory_mb,
                     "cache_hit_p95_ms": b.cache_hit_ms},
         "ttfa_ms": {"med": metric(&gate, "ttfa_ms", "med"), "p95": metric(&gate, "ttfa_ms", "p(95)")},
@@ -459,23 +460,86 @@ fn crossed_thresholds(summary: &Value) -> Vec<String> {
 
 fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':').map(|(_, m)| m.trim().to_string()))
-        })
-        .unwrap_or_else(|| "unknown cpu".into());
-    format!("{cpus} cpus, {model}")
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split_once(':').map(|(_, m)| m.trim().to_string()))
+    };
+    let model = field("model name").unwrap_or_else(|| "unknown cpu".into());
+    let isa = isa(&field("flags").unwrap_or_default());
+    format!("{cpus} cpus, {model}, {isa}")
+}
+
+/// The widest instruction level among those ONNX Runtime's CPU kernels dispatch
+/// on (CPUs with one model name differ here, and so do their speed and bits).
+fn isa(flags: &str) -> &'static str {
+    let have: std::collections::HashSet<&str> = flags.split_whitespace().collect();
+    let levels: [(&str, &[&str]); 5] = [
+        ("amx", &["amx_tile", "amx_int8"]),
+        ("avx512-vnni", &["avx512f", "avx512bw", "avx512_vnni"]),
+        ("avx512", &["avx512f", "avx512bw"]),
+        ("avx-vnni", &["avx2", "avx_vnni"]),
+        ("avx2", &["avx2", "fma"]),
+    ];
+    levels
+        .into_iter()
+        .find(|(_, need)| need.iter().all(|f| have.contains(f)))
+        .map_or("baseline", |(name, _)| name)
+}
+
+/// A gauge's value in Prometheus text (`name value` on its own line).
+fn gauge(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == name).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// The backend's decoder pace and the pace its streamed windows keep up with,
+/// from its /metrics (measured once at its start).
+fn decoder_pace(base: &str) -> Value {
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "10"])
+        .arg(format!("{base}/metrics"))
+        .output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    json!({
+        "decoder": gauge(&text, "kokoro_decoder_pace_ratio"),
+        "windows_safe": gauge(&text, "kokoro_stream_windows_safe_pace_ratio"),
+    })
 }
 
 fn f(v: &Value) -> String {
     v.as_f64().map_or("-".into(), |x| format!("{x:.1}"))
 }
 
+/// What the machine's decoder pace says about the figures below (CI machines of
+/// one name have differed 2x in speed).
+fn pace_line(p: &Value) -> Option<String> {
+    let pace = p["decoder"].as_f64().filter(|x| *x > 0.0)?;
+    let mut line = format!("decoder pace: {:.0}% of real time per frame", 100.0 * pace);
+    if let Some(safe) = p["windows_safe"].as_f64().filter(|x| *x > 0.0) {
+        line += &format!(
+            " (streamed windows keep a player fed up to {:.0}%",
+            100.0 * safe
+        );
+        line += if pace > safe {
+            "; slower here: streamed players may stall)"
+        } else {
+            ")"
+        };
+    }
+    Some(line)
+}
+
 fn print_table(r: &Value) {
     println!("\nperf gate ({})", r["machine"].as_str().unwrap_or(""));
+    if let Some(line) = pace_line(&r["pace"]) {
+        println!("  {line}");
+    }
     println!(
         "  {:<34} {:>10} {:>10} {:>10}",
         "metric", "median", "p95", "budget"
@@ -599,7 +663,8 @@ fn soak(o: &Options, secs: u64, _b: &Budgets) -> Result<(), String> {
         report.push(json!({"name": name, "first_quarter_mb": first / 1024.0, "last_quarter_mb": last / 1024.0, "drift": drift, "peak_mb": peak}));
     }
     let result = json!({
-        "machine": machine(), "wall_s": wall, "streams": o.soak_vus,
+        "machine": machine(),
+        "pace": decoder_pace(&o.backend), "wall_s": wall, "streams": o.soak_vus,
         "requests": metric(&v, "http_reqs", "count"),
         "audio_seconds": metric(&v, "audio_seconds", "count"),
         "failed_rate": metric(&v, "http_req_failed", "value"),
@@ -661,6 +726,38 @@ mod tests {
             budgets(&dir.join("spec.yaml"))
                 .unwrap_err()
                 .contains("streaming_ttfa_ms")
+        );
+    }
+
+    #[test]
+    fn the_machine_line_names_its_instruction_level_and_pace() {
+        assert_eq!(isa("fpu sse2 avx fma avx2"), "avx2");
+        assert_eq!(isa("avx2 fma avx512f avx512bw avx512_vnni"), "avx512-vnni");
+        assert_eq!(isa("avx2 fma avx512f avx512bw"), "avx512");
+        assert_eq!(isa("avx2 fma avx_vnni"), "avx-vnni");
+        assert_eq!(isa("amx_tile amx_int8 avx512f"), "amx");
+        assert_eq!(isa("sse2"), "baseline");
+        let m = "# TYPE kokoro_decoder_pace_ratio gauge\nkokoro_decoder_pace_ratio 0.262\n\
+                 kokoro_decoder_pace_ratio_x 9\nkokoro_stream_windows_safe_pace_ratio 0.273\n";
+        assert_eq!(gauge(m, "kokoro_decoder_pace_ratio"), Some(0.262));
+        assert_eq!(gauge(m, "kokoro_missing"), None);
+        let ok = json!({"decoder": 0.262, "windows_safe": 0.273});
+        assert_eq!(
+            pace_line(&ok).as_deref(),
+            Some(
+                "decoder pace: 26% of real time per frame (streamed windows keep a player fed up to 27%)"
+            )
+        );
+        let slow = json!({"decoder": 0.42, "windows_safe": 0.273});
+        assert!(
+            pace_line(&slow)
+                .unwrap()
+                .ends_with("slower here: streamed players may stall)")
+        );
+        assert_eq!(pace_line(&json!({"decoder": null})), None);
+        assert_eq!(
+            pace_line(&json!({"decoder": 0.3, "windows_safe": 0.0})).unwrap(),
+            "decoder pace: 30% of real time per frame"
         );
     }
 

@@ -150,7 +150,7 @@ impl Engine {
                 .spawn(move || {
                     let model = match build(&factory, &voices, &vocab) {
                         Ok(mut m) if i == 0 => {
-                            log_pace(m.as_mut(), &voices, &vocab, planned_pace);
+                            log_pace(m.as_mut(), &voices, &vocab, planned_pace, &metrics);
                             m
                         }
                         Ok(m) => m,
@@ -352,13 +352,26 @@ fn warm_decode(
 /// Log the decoder's pace (a warm decode's time per frame, in percent of the
 /// 25 ms a frame plays for) beside the slowest pace the streamed windows keep a
 /// player fed at: a slower decoder makes players wait between windows.
-fn log_pace(model: &mut dyn Model, voices: &VoiceStore, vocab: &Vocab, safe: Option<f64>) {
+fn log_pace(
+    model: &mut dyn Model,
+    voices: &VoiceStore,
+    vocab: &Vocab,
+    safe: Option<f64>,
+    metrics: &Metrics,
+) {
     let Ok(Some((secs, frames))) = warm_decode(model, voices, vocab) else {
         return;
     };
     let frame_secs = kokoro_synth::SAMPLES_PER_FRAME as f64 / kokoro_core::SAMPLE_RATE as f64;
     let pace = 100.0 * secs / (frames.max(1) as f64 * frame_secs);
+    let milli = |percent: f64| (percent * 10.0).round() as u64;
+    metrics
+        .decoder_pace_milli
+        .store(milli(pace), Ordering::Relaxed);
     let safe = safe.map(|s| 100.0 * s);
+    metrics
+        .windows_safe_pace_milli
+        .store(safe.map_or(0, milli), Ordering::Relaxed);
     match safe {
         Some(s) if pace > s => tracing::warn!(
             pace = format!("{pace:.0}%"),
