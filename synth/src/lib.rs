@@ -205,7 +205,13 @@ pub struct SynthStats {
     pub nonfinite: usize,
     /// Phoneme ids synthesized (padding excluded).
     pub ids: usize,
+    /// The fastest decode so far of at least [`PACE_MIN_FRAMES`] frames, in
+    /// microseconds per frame (0: none yet): the decoder's pace on this machine.
+    pub best_frame_micros: u64,
 }
+
+/// Decodes shorter than this are not timed for the pace (fixed costs dominate).
+pub const PACE_MIN_FRAMES: usize = 24;
 
 /// One inference call of a [`Synthesis`]: padded ids and their style row.
 struct Call {
@@ -367,7 +373,15 @@ impl Synthesis {
                 let mut audio = model
                     .decode(&d.features, win.decode.clone(), &call.style)
                     .map_err(SynthError::Failed)?;
-                timed(t.elapsed().as_secs_f64());
+                let secs = t.elapsed().as_secs_f64();
+                timed(secs);
+                if win.decode.len() >= PACE_MIN_FRAMES {
+                    let micros = (secs * 1e6 / win.decode.len() as f64).round().max(1.0) as u64;
+                    let best = &mut self.stats.best_frame_micros;
+                    if *best == 0 || micros < *best {
+                        *best = micros;
+                    }
+                }
                 // The graph sometimes ends an utterance with NaN/inf samples (seen in
                 // the last ~0.1 s for some lengths): zero them before anything
                 // measures or blends them (LAME aborts on them).
@@ -717,6 +731,8 @@ mod tests {
         assert_eq!(parts.concat(), whole);
         assert_eq!((s.stats().ids, s.stats().calls), (st.ids, st.calls));
         assert!(calls > 2 * st.calls, "{calls} model calls");
+        // Windows of 24 frames or more are timed for the decoder's pace.
+        assert!(s.stats().best_frame_micros >= 1);
         // Cancelled between windows.
         let mut s =
             Synthesis::new(&ps, &voice, 1.0, t, Some(windows::DEFAULT_WINDOWS), &[]).unwrap();

@@ -241,8 +241,8 @@ def test_costly_requests_are_refused_on_every_tier(url):
 
 
 def test_the_backend_reports_its_decoder_pace_against_what_the_windows_keep_up_with(url):
-    """Measured once at start on the real model: a machine whose decoder is slower
-    than the streamed windows are sized for says so (log and /metrics)."""
+    """On the real model: the warm decode at start, then the fastest decode of any
+    request, against the pace the streamed windows keep a player fed at."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
 
     def gauge(name):

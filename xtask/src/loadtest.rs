@@ -496,8 +496,8 @@ fn gauge(metrics: &str, name: &str) -> Option<f64> {
     })
 }
 
-/// The backend's decoder pace and the pace its streamed windows keep up with,
-/// from its /metrics (measured once at its start).
+/// The backend's decoder pace (its fastest decode so far, read after the load)
+/// and the pace its streamed windows keep up with, from its /metrics.
 fn decoder_pace(base: &str) -> Value {
     let out = Command::new("curl")
         .args(["-sf", "--max-time", "10"])
@@ -520,7 +520,10 @@ fn f(v: &Value) -> String {
 /// one name have differed 2x in speed).
 fn pace_line(p: &Value) -> Option<String> {
     let pace = p["decoder"].as_f64().filter(|x| *x > 0.0)?;
-    let mut line = format!("decoder pace: {:.0}% of real time per frame", 100.0 * pace);
+    let mut line = format!(
+        "decoder pace (fastest decode): {:.0}% of real time per frame",
+        100.0 * pace
+    );
     if let Some(safe) = p["windows_safe"].as_f64().filter(|x| *x > 0.0) {
         line += &format!(
             " (streamed windows keep a player fed up to {:.0}%",
@@ -757,7 +760,7 @@ mod tests {
         assert_eq!(pace_line(&json!({"decoder": null})), None);
         assert_eq!(
             pace_line(&json!({"decoder": 0.3, "windows_safe": 0.0})).unwrap(),
-            "decoder pace: 30% of real time per frame"
+            "decoder pace (fastest decode): 30% of real time per frame"
         );
     }
 
