@@ -748,7 +748,7 @@ mod tests {
         assert_eq!(
             pace_line(&ok).as_deref(),
             Some(
-                "decoder pace: 26% of real time per frame (streamed windows keep a player fed up to 27%)"
+                "decoder pace (fastest decode): 26% of real time per frame (streamed windows keep a player fed up to 27%)"
             )
         );
         let slow = json!({"decoder": 0.42, "windows_safe": 0.273});
