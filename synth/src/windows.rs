@@ -82,7 +82,7 @@ pub fn schedule(frames: usize, lead_pad: usize, w: Option<Windows>) -> Vec<Windo
     out
 }
 
-/// Seconds (in frames) a player waits for audio when it starts with the first
+/// How long (in 25 ms frames) a player waits for audio when it starts with the first
 /// window's speech frames and plays in real time while a decoder at `pace`
 /// (decode time per frame as a fraction of the 25 ms it plays for) works
 /// through the later windows of `schedule(frames, lead_pad, w)`.

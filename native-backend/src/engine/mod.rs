@@ -365,13 +365,14 @@ fn log_pace(
         return;
     };
     let frame_secs = kokoro_synth::SAMPLES_PER_FRAME as f64 / kokoro_core::SAMPLE_RATE as f64;
-    let pace = 100.0 * secs / (frames.max(1) as f64 * frame_secs);
-    let milli = |percent: f64| (percent * 10.0).round() as u64;
-    metrics.record_decoder_pace((secs * 1e6 / frames.max(1) as f64).round() as u64);
+    let per_frame = secs / frames.max(1) as f64;
+    metrics.record_decoder_pace((per_frame * 1e6).round() as u64);
+    metrics.windows_safe_pace_milli.store(
+        safe.map_or(0, |s| (s * 1000.0).round() as u64),
+        Ordering::Relaxed,
+    );
+    let pace = 100.0 * per_frame / frame_secs;
     let safe = safe.map(|s| 100.0 * s);
-    metrics
-        .windows_safe_pace_milli
-        .store(safe.map_or(0, milli), Ordering::Relaxed);
     match safe {
         Some(s) if pace > s => tracing::warn!(
             pace = format!("{pace:.0}%"),
