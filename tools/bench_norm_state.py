@@ -6,7 +6,7 @@ ReduceMean, Sub, Mul, ReduceMean, Add, Sqrt, Div), and the harmonic source's pha
 (SineGen's CumSum) restarts at the window. This tool rewrites the decoder half so
 that both can be supplied from outside:
 
-  - per norm i, inputs `norm{i}_mean`, `norm{i}_var` and one weight `norm_w`: the
+  - per norm i, inputs `norm{i}_mean`, `norm{i}_var` and a weight `norm{i}_w`: the
     statistics used are the pooled mix of the window's own (weight 1 - w) and the
     given ones (weight w); the window's own mean and variance are outputs. With
     w = 0 the graph is the original, sample for sample (checked).
@@ -27,6 +27,10 @@ distance of the joined windows from the whole decode, per sentence and median, f
                  decode before the first window)
   oracle         the whole decode's statistics (the bound; needs the whole decode)
   oracle+carry   both
+  head+carry     the whole decode's statistics for the 10 frame-rate norms only
+                 (encode/decode blocks, cheap to run whole), the generator's 44
+                 norms their windows' own, + phase carry
+  gen+carry      the other way round: the generator's norms exact, the 10 local
 
 and the cost of the rewritten graph at w = 0 against the original (whole decode,
 interleaved, medians).
@@ -64,9 +68,8 @@ def stateful(src, dst):
         for i in n.input:
             cons.setdefault(i, []).append(n)
     first = [n for n in g.node if n.op_type == "ReduceMean" and n.name.endswith("/ReduceMean")]
-    g.input.append(helper.make_tensor_value_info("norm_w", TensorProto.FLOAT, [1]))
     g.initializer.append(numpy_helper.from_array(np.array([1.0], np.float32), "st/one"))
-    new = [helper.make_node("Sub", ["st/one", "norm_w"], ["st/1mw"])]
+    new = []
     for i, rm in enumerate(first):
         x, ml = rm.input[0], rm.output[0]
         dl = next(n for n in cons[ml] if n.op_type == "Sub").output[0]
@@ -75,22 +78,25 @@ def stateful(src, dst):
         eps = cons[vl][0]
         div = next(n for n in cons[dl] if n.op_type == "Div")
         mp, vp, s = f"norm{i}_mean", f"norm{i}_var", f"st/{i}/"
+        wn, omw = f"norm{i}_w", f"st/{i}/1mw"
+        g.input.append(helper.make_tensor_value_info(wn, TensorProto.FLOAT, [1]))
+        new.append(helper.make_node("Sub", ["st/one", wn], [omw]))
         for name in (mp, vp):
             g.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, f"c{i}", 1]))
         for name in (ml, vl):
             g.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, f"c{i}", 1]))
         new += [
             helper.make_node("Sub", [mp, ml], [s + "dm"]),
-            helper.make_node("Mul", ["norm_w", s + "dm"], [s + "wdm"]),
+            helper.make_node("Mul", [wn, s + "dm"], [s + "wdm"]),
             helper.make_node("Add", [ml, s + "wdm"], [s + "mu"]),  # pooled mean
             helper.make_node("Sub", [ml, s + "mu"], [s + "a"]),
             helper.make_node("Mul", [s + "a", s + "a"], [s + "a2"]),
             helper.make_node("Add", [vl, s + "a2"], [s + "va"]),
-            helper.make_node("Mul", ["st/1mw", s + "va"], [s + "vaw"]),
+            helper.make_node("Mul", [omw, s + "va"], [s + "vaw"]),
             helper.make_node("Sub", [mp, s + "mu"], [s + "b"]),
             helper.make_node("Mul", [s + "b", s + "b"], [s + "b2"]),
             helper.make_node("Add", [vp, s + "b2"], [s + "vb"]),
-            helper.make_node("Mul", ["norm_w", s + "vb"], [s + "vbw"]),
+            helper.make_node("Mul", [wn, s + "vb"], [s + "vbw"]),
             helper.make_node("Add", [s + "vaw", s + "vbw"], [s + "vu"]),  # pooled variance
             helper.make_node("Sub", [x, s + "mu"], [s + "du"]),
         ]
@@ -118,7 +124,7 @@ def stateful(src, dst):
     del g.node[:]
     g.node.extend(order)
     onnx.save(m, dst)
-    return len(first)
+    return [n.name for n in first]
 
 
 def schedule(frames, lead_pad):
@@ -160,7 +166,10 @@ def main():
     cpu = ["CPUExecutionProvider"]
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "decoder-state.onnx")
-        norms = stateful(a.decoder, path)
+        names = stateful(a.decoder, path)
+        norms = len(names)
+        in_gen = ["generator" in n for n in names]
+        print(f"{norms} norms, {sum(in_gen)} in the generator", file=sys.stderr)
         dec = ort.InferenceSession(path, so, providers=cpu)
     enc = ort.InferenceSession(a.encoder, so, providers=cpu)
     plain = ort.InferenceSession(a.decoder, so, providers=cpu)
@@ -179,10 +188,11 @@ def main():
         prepared.append((s["text"], feed["style"], asr, f0, nrg, int(dur[0][0])))
 
     def run(style, asr, f0, nrg, w, stats, phase):
-        f = {FEATS[0]: asr, FEATS[1]: f0, FEATS[2]: nrg, "style": style,
-             "norm_w": np.array([w], np.float32), "phase0": phase}
+        f = {FEATS[0]: asr, FEATS[1]: f0, FEATS[2]: nrg, "style": style, "phase0": phase}
+        ws = w if isinstance(w, list) else [w] * norms
         for i, (m, v) in enumerate(stats):
             f[f"norm{i}_mean"], f[f"norm{i}_var"] = m, v
+            f[f"norm{i}_w"] = np.array([ws[i]], np.float32)
         r = dict(zip(outs, dec.run(None, f)))
         own = [(r[outs[1 + 2 * i]], r[outs[2 + 2 * i]]) for i in range(norms)]
         return r["audio"], own, r["st/phase"]
@@ -212,6 +222,10 @@ def main():
                 stats, w = neutral, 0.0
                 if stats_mode == "oracle":
                     stats, w = oracle, 1.0
+                elif stats_mode == "head":
+                    stats, w = oracle, [0.0 if g else 1.0 for g in in_gen]
+                elif stats_mode == "gen":
+                    stats, w = oracle, [1.0 if g else 0.0 for g in in_gen]
                 elif stats_mode == "prior":
                     stats, w = prior, 0.75
                 elif stats_mode == "decimated2":
@@ -243,7 +257,8 @@ def main():
         r = {"text": text, "frames": frames, "windows": len(wins), "exact_max_diff": exact}
         for name, mode, carry in (("local", "local", False), ("carry", "local", True), ("running", "running", True),
                                   ("prior", "prior", True), ("decimated2", "decimated2", True),
-                                  ("oracle", "oracle", False), ("oracle+carry", "oracle", True)):
+                                  ("oracle", "oracle", False), ("oracle+carry", "oracle", True),
+                                  ("head+carry", "head", True), ("gen+carry", "gen", True)):
             r[name] = round(distance(stream(mode, carry), ref), 2)
         for _ in range(a.reps):
             t0 = time.perf_counter()
