@@ -30,7 +30,8 @@ distance of the joined windows from the whole decode, per sentence and median, f
   head+carry     the whole decode's statistics for the 10 frame-rate norms only
                  (encode/decode blocks, cheap to run whole), the generator's 44
                  norms their windows' own, + phase carry
-  gen+carry      the other way round: the generator's norms exact, the 10 local
+  gen+carry      the other way round: the generator's norms exact, the 10
+                 frame-rate norms their windows' own, + phase carry
 
 and the cost of the rewritten graph at w = 0 against the original (whole decode,
 interleaved, medians).
