@@ -100,9 +100,11 @@ define with_e2e_servers
 	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) KOKORO_NN_URL=http://$(E2E_NN_ADDR) $(1)
 endef
 
-# The Python end-to-end suite once against the real servers.
+# The Python end-to-end suite once against the real servers (E2E_TESTS: a part of it,
+# e.g. `KOKORO_GOLDEN_UPDATE=1 make e2e E2E_TESTS=tests/e2e/test_golden_audio.py`).
+E2E_TESTS ?= tests/e2e
 e2e: build pydeps
-	$(call with_e2e_servers,$(VENV)/bin/python -m pytest -q tests/e2e,http://127.0.0.1:9)
+	$(call with_e2e_servers,$(VENV)/bin/python -m pytest -q $(E2E_TESTS),http://127.0.0.1:9)
 
 test: setup fmt-check clippy wasm build unit caws-integration loadtest caws-ci
 	@echo "make test: all checks passed"

@@ -37,8 +37,10 @@ and the cost of the rewritten graph at w = 0 against the original (whole decode,
 interleaved, medians).
 
 usage: bench_norm_state.py ENCODER DECODER VOICE_BIN SENTENCES_JSON [--out FILE]
-(ENCODER/DECODER: the halves `cargo xtask assets` derives; SENTENCES_JSON as for
-bench_split.py; needs PYTHONPATH=<assets>/.pytools for onnx)
+(ENCODER: the half `cargo xtask assets` derives; DECODER: the unrewritten cut,
+`split_graph.py MODEL ENC DEC` on the whole graph, since the served half has its norm
+chains fused already; SENTENCES_JSON as for bench_split.py; needs
+PYTHONPATH=<assets>/.pytools for onnx)
 """
 import argparse
 import json
@@ -69,6 +71,8 @@ def stateful(src, dst):
         for i in n.input:
             cons.setdefault(i, []).append(n)
     first = [n for n in g.node if n.op_type == "ReduceMean" and n.name.endswith("/ReduceMean")]
+    if not first:
+        raise SystemExit("no norm chains in this decoder: give the unrewritten cut (see usage)")
     g.initializer.append(numpy_helper.from_array(np.array([1.0], np.float32), "st/one"))
     new = []
     for i, rm in enumerate(first):

@@ -6,12 +6,20 @@ squares with Pow(x, 2), and convolves in 1-D. Each rewrite computes the same fun
 
   norm    the chain -> one InstanceNormalization (scale 1, bias 0, the chain's epsilon);
   pow     Pow(x, 2) -> Mul(x, x);
+  stft    the harmonic source's STFT (onesided, real signal) and the Transpose/Gather
+          that split it into real and imaginary parts -> one strided Conv whose fixed
+          kernels are the windowed DFT basis (cos and -sin rows), then a Split;
+  snake   Mul(alpha) -> Sin -> Mul(s, s) -> Mul(1 / alpha) -> Add(x) -> one
+          ai.kokoro_edge:Snake node (custom: kokoro_ort::snake; plain ONNX Runtime
+          cannot run the result, so it is a separate, CPU-only file);
   conv2d  a 1-D Conv -> Unsqueeze, a height-one 2-D Conv, Squeeze (ONNX Runtime's
           blocked NCHWc kernels only take 2-D convolutions).
 
-Not yet part of `cargo xtask assets` (the served decoder is unrewritten): the rewritten
-graph changes every golden digest. `tools/bench_rewrites.py` measures each rewrite's
-speed and its output against the unrewritten decoder.
+`cargo xtask assets` applies kokoro_core::assets::DECODER_REWRITES (pow, norm, conv2d)
+to the served decoder half. `stft` is left out: its DFT convolution matches the STFT
+to rounding, but the decoder reads the phase of near-silent bins, which that rounding
+flips between +pi and -pi, and the audio moves (4.9 dB log-mel). `tools/bench_rewrites.py`
+measures each rewrite's speed and its output against the unrewritten decoder.
 
 usage: optimize_decoder.py IN OUT [--only norm,pow,conv2d]
 """
@@ -173,6 +181,126 @@ def rewrite_pows(gr):
     return done
 
 
+def rewrite_stft(gr):
+    """STFT(x [B, L] or [B, L, 1], step, window, length) -> Transpose(perm [0, 2, 1, 3])
+    -> Gather(axis 3, 0 | 1) (real | imaginary, [B, bins, frames]) becomes
+    Reshape(x) [B, 1, L] -> Conv(stride step, 2 * bins kernels of `length` taps) -> Split."""
+    done = 0
+    for n in [m for m in gr.g.node if m.op_type == "STFT"]:
+        if attr(n, "onesided", 1) != 1 or len(n.input) < 4:
+            continue
+        step = gr.const(n.input[1])
+        window = gr.const(n.input[2]) if n.input[2] else None
+        length = gr.const(n.input[3])
+        if step is None or length is None or step.size != 1 or length.size != 1:
+            continue
+        hop, size = int(step.ravel()[0]), int(length.ravel()[0])
+        if window is None:
+            window = np.ones(size, np.float32)
+        if window.shape != (size,):
+            continue
+        tr = gr.only_consumer(n.output[0], "Transpose")
+        if tr is None or list(attr(tr, "perm", [])) != [0, 2, 1, 3]:
+            continue
+        parts = {}
+        for g in gr.cons[tr.output[0]]:
+            idx = gr.const(g.input[1]) if g.op_type == "Gather" else None
+            if idx is None or idx.size != 1 or attr(g, "axis", 0) not in (3, -1) or idx.ndim != 0:
+                parts = None
+                break
+            parts.setdefault(int(idx), []).append(g)
+        if not parts or set(parts) - {0, 1}:
+            continue
+        bins = size // 2 + 1
+        t = np.arange(size, dtype=np.float64)
+        k = np.arange(bins, dtype=np.float64)[:, None]
+        ang = 2 * np.pi * k * t[None, :] / size
+        w = window.astype(np.float64)[None, :]
+        kern = np.concatenate([w * np.cos(ang), -w * np.sin(ang)])[:, None, :].astype(np.float32)
+        base = n.name + "/conv"
+        x3 = base + "/x"
+        y = base + "/y"
+        real, imag = base + "/real", base + "/imag"
+        nodes = [
+            # [B, L] or [B, L, 1] -> [B, 1, L]
+            helper.make_node(
+                "Reshape", [n.input[0], gr.add_init(np.array([0, 1, -1], np.int64), base + "/shape")],
+                [x3], name=base + "/reshape",
+            ),
+            helper.make_node(
+                "Conv",
+                [x3, gr.add_init(kern, base + "/dft")],
+                [y],
+                name=base,
+                kernel_shape=[size],
+                strides=[hop],
+            ),
+            helper.make_node(
+                "Split", [y, gr.add_init(np.array([bins, bins], np.int64), base + "/halves")],
+                [real, imag], name=base + "/split", axis=1,
+            ),
+        ]
+        out = {0: real, 1: imag}
+        idx = list(gr.g.node).index(n)
+        for i, gs in parts.items():
+            for g in gs:
+                for c in gr.cons[g.output[0]]:
+                    for j, name in enumerate(c.input):
+                        if name == g.output[0]:
+                            c.input[j] = out[i]
+                gr.g.node.remove(g)
+        gr.g.node.remove(tr)
+        gr.g.node.remove(n)
+        for j, m in enumerate(nodes):
+            gr.g.node.insert(idx + j, m)
+        gr.refresh()
+        done += 1
+    return done
+
+
+SNAKE_DOMAIN = "ai.kokoro_edge"  # kokoro_ort::snake::DOMAIN
+
+
+def rewrite_snakes(gr):
+    """Add(x, Mul(r, Mul(s, s))) with s = Sin(Mul(alpha, x)), alpha a [1, C, 1]
+    constant, -> one ai.kokoro_edge:Snake(x, alpha, r) (kokoro_ort::snake computes it;
+    plain ONNX Runtime cannot, so this graph runs only in our servers)."""
+    def other(n, name):
+        rest = [i for i in n.input if i != name]
+        return rest[0] if len(n.input) == 2 and len(rest) == 1 else None
+
+    done = 0
+    for sin in [n for n in gr.g.node if n.op_type == "Sin"]:
+        pre = gr.prod.get(sin.input[0])
+        if pre is None or pre.op_type != "Mul" or len(gr.cons[pre.output[0]]) != 1:
+            continue
+        alpha = next((i for i in pre.input if gr.const(i) is not None and gr.const(i).ndim == 3), None)
+        x = other(pre, alpha) if alpha else None
+        if x is None or gr.const(alpha).shape[0] != 1 or gr.const(alpha).shape[2] != 1:
+            continue
+        sq = gr.only_consumer(sin.output[0], "Mul")
+        if sq is None or list(sq.input) != [sin.output[0]] * 2:
+            continue
+        scale = gr.only_consumer(sq.output[0], "Mul")
+        r = other(scale, sq.output[0]) if scale else None
+        if r is None:
+            continue
+        add = gr.only_consumer(scale.output[0], "Add")
+        if add is None or other(add, scale.output[0]) != x:
+            continue
+        node = helper.make_node("Snake", [x, alpha, r], [add.output[0]], name=sin.name + "/Snake",
+                                domain=SNAKE_DOMAIN)
+        idx = list(gr.g.node).index(pre)
+        for dead in (pre, sin, sq, scale, add):
+            gr.g.node.remove(dead)
+        gr.g.node.insert(idx, node)
+        gr.refresh()
+        done += 1
+    if done and not any(o.domain == SNAKE_DOMAIN for o in gr.model.opset_import):
+        gr.model.opset_import.append(helper.make_opsetid(SNAKE_DOMAIN, 1))
+    return done
+
+
 def rewrite_convs(gr):
     done = 0
     axis = gr.add_init(np.array([2], np.int64), "/rewrite/axis2")
@@ -214,7 +342,8 @@ def prune(gr):
     gr.g.initializer.extend(keep)
 
 
-REWRITES = {"norm": rewrite_norms, "pow": rewrite_pows, "conv2d": rewrite_convs}
+REWRITES = {"norm": rewrite_norms, "pow": rewrite_pows, "stft": rewrite_stft, "snake": rewrite_snakes,
+            "conv2d": rewrite_convs}
 
 
 def apply(model, names):

@@ -92,6 +92,19 @@ fn main() {
         OrtModel::load(&c).unwrap()
     });
 
+    // The decoder halves side by side: the plain one (pow/norm/conv2d rewrites, the
+    // CUDA path's) and the fused-Snake CPU one the engine picks, same encoder.
+    let (_, plain_dec) = kokoro_backend::engine::model::halves(&ecfg.model);
+    let fused_dec = std::path::PathBuf::from(kokoro_core::assets::fused_decoder(
+        &ecfg.model.to_string_lossy(),
+    ));
+    let mut decoders: Vec<(&str, OrtModel)> = [("plain", &plain_dec), ("fused", &fused_dec)]
+        .into_iter()
+        .filter(|(_, p)| p.is_file())
+        .map(|(k, p)| (k, OrtModel::load_with_decoder(&ecfg, Some(p)).unwrap()))
+        .collect();
+    let mut t_dec: Vec<Vec<f64>> = vec![Vec::new(); decoders.len()];
+
     let venv_python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/bench_ort.py");
     let voice_bin = ecfg.voices_dir.join("af_heart.bin");
@@ -112,6 +125,11 @@ fn main() {
             let t = Instant::now();
             m.infer(&ids, &style, 1.0).unwrap();
             t_int8.push(t.elapsed().as_secs_f64());
+        }
+        for ((_, m), ts) in decoders.iter_mut().zip(&mut t_dec) {
+            let t = Instant::now();
+            m.infer(&ids, &style, 1.0).unwrap();
+            ts.push(t.elapsed().as_secs_f64());
         }
         let t = Instant::now();
         rt.block_on(engine.synthesize(
@@ -140,6 +158,12 @@ fn main() {
     }
     drop(raw);
     drop(int8);
+    let dec_ms: Vec<(&str, f64)> = decoders
+        .iter()
+        .zip(&mut t_dec)
+        .map(|((k, _), ts)| (*k, median(ts) * 1e3))
+        .collect();
+    drop(decoders);
     let m_int8 = if t_int8.is_empty() {
         f64::NAN
     } else {
@@ -224,6 +248,13 @@ fn main() {
         m_int8 * 1e3,
         m_int8 / m_raw
     );
+    for (k, ms) in &dec_ms {
+        println!(
+            "  split, {k:<5} decoder         {:>8.1} ms  (x{:.2} the whole unrewritten graph's speed)",
+            ms,
+            m_raw * 1e3 / ms
+        );
+    }
     println!(
         "  engine end to end (queue+ort) {:>8.1} ms  (overhead x{:.3})",
         m_engine * 1e3,
@@ -257,6 +288,7 @@ fn main() {
     let json = serde_json::json!({
         "model": ecfg.model.display().to_string(), "intra_threads": ecfg.intra_threads, "reps": reps,
         "audio_s": audio_s, "raw_ort_ms": m_raw * 1e3, "engine_ms": m_engine * 1e3, "python_ort_ms": m_py * 1e3, "int8_graph_ms": m_int8 * 1e3,
+        "decoders_ms": dec_ms.iter().map(|(k, v)| ((*k).to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
         "python_ort_version": py_version, "overhead_ratio": m_engine / m_raw, "speed_ratio_vs_python": m_py / m_engine,
         "ttfa_sentence_ms": median(&mut s_first) * 1e3, "ttfa_paragraph_ms": median(&mut p_first) * 1e3,
         "paragraph_raw_ort_s": mp_raw, "paragraph_engine_s": mp_engine, "paragraph_audio_s": p_audio_s,

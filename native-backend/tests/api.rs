@@ -437,11 +437,11 @@ fn cuda_request_fails_loudly_without_cuda() {
     assert!(err.contains("CUDA") || err.contains("cuda"), "{err}");
 }
 
-/// The model as two halves on the real graph: decoding every frame is exactly the
-/// unsplit graph, and decoder windows stream the same sentence in parts that
+/// The model as two halves on the real graph: decoding every frame is the unsplit
+/// graph to rounding, and decoder windows stream the same sentence in parts that
 /// cover it (no frame lost or doubled, the first part well under a second).
 #[test]
-fn the_split_model_is_exact_and_windows_cover_the_sentence() {
+fn the_split_model_matches_the_whole_graph_and_windows_cover_the_sentence() {
     use kokoro_backend::engine::model::OrtModel;
     use kokoro_synth::windows::DEFAULT_WINDOWS;
     use kokoro_synth::{Synthesis, Tables, synthesize};
@@ -459,10 +459,28 @@ fn the_split_model_is_exact_and_windows_cover_the_sentence() {
     let (ids, _) = e.vocab().encode_padded(&ps);
     let voice = kokoro_core::voice::VoiceBlend::single("af_heart");
     let style = e.voices().style(&voice, ids.len() - 2).unwrap();
-    let a = split.infer(&ids, &style, 1.0).unwrap();
     let b = whole.infer(&ids, &style, 1.0).unwrap();
-    assert_eq!(a.len(), b.len());
-    assert!(a == b, "the halves differ from the whole graph");
+    // The decoders are rewritten (kokoro_core::assets::DECODER_REWRITES; on CPU the
+    // fused-Snake one, FUSED_DECODER_REWRITES): the same function to rounding, not
+    // bit for bit. About 110 dB measured; a rewrite that changed the function would
+    // land near 0-30 dB.
+    let (_, plain) = kokoro_backend::engine::model::halves(&cfg.model);
+    let mut plain = OrtModel::load_with_decoder(cfg, Some(&plain)).unwrap();
+    for (what, m) in [("fused (served)", &mut split), ("plain", &mut plain)] {
+        let a = m.infer(&ids, &style, 1.0).unwrap();
+        assert_eq!(a.len(), b.len());
+        let signal: f64 = b.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let noise: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum();
+        let snr_db = 10.0 * (signal / noise.max(1e-30)).log10();
+        assert!(
+            snr_db > 80.0,
+            "the {what} halves differ from the whole graph: {snr_db:.1} dB"
+        );
+    }
     let t = Tables {
         vocab: e.vocab(),
         voices: e.voices(),

@@ -8,12 +8,16 @@
 //!   refused loudly when the provider is missing, never silently replaced by CPU.
 //! - [`run_options`]: arena shrinkage after every run (steady memory stays near
 //!   the session's own size after a long chunk).
+//! - [`snake`]: the decoder's fused Snake activation, a custom operator every
+//!   session registers.
 //! - [`tensors`]: the names, element types and ranks of a session's inputs or
 //!   outputs, for callers that discover them (exports differ).
 //!
 //! `ort` is re-exported so no crate depends on it with other features.
 
 pub use ort;
+
+pub mod snake;
 
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{RunOptions, Session};
@@ -84,6 +88,9 @@ pub fn load_session(model: &Path, opts: &SessionOptions) -> Result<Session, Stri
         .map_err(err)?
         // Initializers outside the arena: ~40 MB less resident, same speed.
         .with_config_entry("session.use_device_allocator_for_initializers", "1")
+        .map_err(err)?
+        // The fused Snake of the CPU decoder (a graph without it ignores the domain).
+        .with_operators(snake::domain().map_err(err)?)
         .map_err(err)?;
     if opts.device == Device::Cuda {
         use ort::execution_providers::{CUDAExecutionProvider, ExecutionProvider};

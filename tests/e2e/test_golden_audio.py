@@ -14,7 +14,12 @@ Runtime's kernels pick from (two CPUs that both call themselves "AMD EPYC", one 
 AVX2 only and one with AVX-512 and VNNI, made different bits). Sets recorded before
 the instruction level was part of the key are used only where no set with it exists.
 A machine without its own set fails and says how to record one: record it from the
-build before a change, so the set still says what the audio was."""
+build before a change, so the set still says what the audio was.
+
+Each set names the model version it was recorded with (the backend's /status: the
+whole graph's and the served decoder's digests). A set recorded with another model
+is stale, not a regression: the test says so and how to re-record, instead of
+reporting every format as changed."""
 import hashlib
 import json
 import os
@@ -108,10 +113,20 @@ def test_the_machine_key_tells_instruction_levels_apart():
     assert machine_set(both) == {"new": 1}
 
 
+def served_model():
+    """The model version the backend serves (both paths run the same graphs)."""
+    base = os.environ.get("KOKORO_URL", "http://127.0.0.1:8880")
+    r = httpx.get(base + "/status", timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["model"]["version"]
+
+
 def record(path, key, value):
     data = load()
     data.setdefault("text", TEXT)
-    data.setdefault("machines", {}).setdefault(machine(), {}).setdefault(path, {})[key] = value
+    ours = data.setdefault("machines", {}).setdefault(machine(), {})
+    ours["model"] = served_model()
+    ours.setdefault(path, {})[key] = value
     GOLDEN.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
@@ -127,6 +142,10 @@ def check(path, base, fmt, stream):
     assert ours is not None, (
         f"no golden digests for this machine ({machine()}; recorded: {sorted(data.get('machines', {}))}): "
         "record them with KOKORO_GOLDEN_UPDATE=1 make e2e from the build before your change"
+    )
+    assert ours.get("model") == served_model(), (
+        f"the golden digests for {machine()} were recorded with model {ours.get('model')}, "
+        f"the servers run {served_model()}: re-record with KOKORO_GOLDEN_UPDATE=1 make e2e"
     )
     want = ours.get(path, {}).get(key)
     assert want is not None, f"no golden digest for {path} {key}: record with KOKORO_GOLDEN_UPDATE=1"

@@ -356,17 +356,32 @@ pub fn run(o: &Options) -> Result<(), String> {
             return Ok(());
         }
         let pytools = pytools(&dir, &need_network)?;
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/split_graph.py");
+        let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools");
         let part = |p: &Path| p.with_extension("onnx.partial");
+        let cut = dec.with_extension("onnx.unrewritten.partial");
         exec(
             Command::new(python())
                 .env("PYTHONPATH", &pytools)
-                .arg(&script)
+                .arg(tools.join("split_graph.py"))
                 .arg(dir.join(layout::FCONV_MODEL_FILE))
                 .arg(part(&enc))
-                .arg(part(&dec)),
+                .arg(&cut),
             "graph cut tools/split_graph.py",
         )?;
+        // The served decoder is the cut one with the rewrites that measure as wins
+        // (same function; see layout::DECODER_REWRITES).
+        let rewritten = exec(
+            Command::new(python())
+                .env("PYTHONPATH", &pytools)
+                .arg(tools.join("optimize_decoder.py"))
+                .arg(&cut)
+                .arg(part(&dec))
+                .arg("--only")
+                .arg(layout::DECODER_REWRITES),
+            "graph rewrite tools/optimize_decoder.py",
+        );
+        let _ = fs::remove_file(&cut);
+        rewritten?;
         for (p, want) in [
             (&enc, layout::ENCODER_SHA256),
             (&dec, layout::DECODER_SHA256),
@@ -384,6 +399,56 @@ pub fn run(o: &Options) -> Result<(), String> {
             fs::rename(part(p), p).map_err(|e| format!("{}: {e}", p.display()))?;
         }
         Ok(())
+    })?;
+
+    step("fused-Snake CPU decoder", || {
+        let fused = dir.join(layout::fused_decoder(layout::FCONV_MODEL_FILE));
+        if verified(&fused, layout::FUSED_DECODER_SHA256) {
+            return Ok(());
+        }
+        let pytools = pytools(&dir, &need_network)?;
+        let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools");
+        let whole = dir.join(layout::FCONV_MODEL_FILE);
+        let cut = fused.with_extension("onnx.cut.partial");
+        let part = fused.with_extension("onnx.partial");
+        // Cut again from the whole graph (the served decoder is already rewritten),
+        // then every rewrite, the custom Snake one included.
+        let made = exec(
+            Command::new(python())
+                .env("PYTHONPATH", &pytools)
+                .arg(tools.join("split_graph.py"))
+                .arg(&whole)
+                .arg(fused.with_extension("onnx.enc.partial"))
+                .arg(&cut),
+            "graph cut tools/split_graph.py",
+        )
+        .and_then(|()| {
+            exec(
+                Command::new(python())
+                    .env("PYTHONPATH", &pytools)
+                    .arg(tools.join("optimize_decoder.py"))
+                    .arg(&cut)
+                    .arg(&part)
+                    .arg("--only")
+                    .arg(layout::FUSED_DECODER_REWRITES),
+                "graph rewrite tools/optimize_decoder.py",
+            )
+        });
+        let _ = fs::remove_file(&cut);
+        let _ = fs::remove_file(fused.with_extension("onnx.enc.partial"));
+        made?;
+        let got = sha256_file(&part)?;
+        if got != layout::FUSED_DECODER_SHA256 {
+            let _ = fs::remove_file(&part);
+            return Err(format!(
+                "{} checksum mismatch (got {got}, want {}); the pinned onnx tools in {} may be \
+                 damaged: delete that folder and retry",
+                fused.display(),
+                layout::FUSED_DECODER_SHA256,
+                pytools.display()
+            ));
+        }
+        fs::rename(&part, &fused).map_err(|e| format!("{}: {e}", fused.display()))
     })?;
 
     step("vocab.json + Japanese voices", || {
@@ -510,6 +575,10 @@ fn write_manifest(dir: &Path) -> Result<(), String> {
     let (enc, dec) = layout::halves(layout::FCONV_MODEL_FILE);
     files.insert(enc, layout::ENCODER_SHA256.into());
     files.insert(dec, layout::DECODER_SHA256.into());
+    files.insert(
+        layout::fused_decoder(layout::FCONV_MODEL_FILE),
+        layout::FUSED_DECODER_SHA256.into(),
+    );
     files.insert(layout::VOCAB_FILE.into(), layout::VOCAB_SHA256.into());
     files.insert(layout::CMUDICT_FILE.into(), layout::CMUDICT_SHA256.into());
     files.insert(layout::G2P_EN_FILE.into(), layout::G2P_EN_SHA256.into());

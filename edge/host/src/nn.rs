@@ -362,7 +362,12 @@ impl Graphs {
             });
             Ok(Graph::from(g))
         };
-        let (enc, dec) = kokoro_core::assets::halves(&model.to_string_lossy());
+        let (enc, mut dec) = kokoro_core::assets::halves(&model.to_string_lossy());
+        // On CPU the fused-Snake decoder, as the backend does (same audio).
+        let fused = kokoro_core::assets::fused_decoder(&model.to_string_lossy());
+        if matches!(device, NnDevice::Cpu) && Path::new(&fused).is_file() {
+            dec = fused;
+        }
         let (enc, dec) = (Path::new(&enc), Path::new(&dec));
         let mut map = HashMap::new();
         if enc.is_file() && dec.is_file() {

@@ -51,8 +51,15 @@ pub struct OrtModel {
 impl OrtModel {
     /// Load the model: its encoder and decoder halves when they lie beside it
     /// (`X.encoder.onnx`, `X.decoder.onnx`; `cargo xtask assets` derives them
-    /// for the default model), else the whole graph (no windowed streaming).
+    /// for the default model), else the whole graph (no windowed streaming). On
+    /// CPU the decoder is `X.decoder.fused.onnx` where it exists (fused Snake).
     pub fn load(cfg: &EngineConfig) -> Result<Self, String> {
+        Self::load_with_decoder(cfg, None)
+    }
+
+    /// [`OrtModel::load`] with the decoder half `decoder` instead of the one it
+    /// would pick (benchmarks and tests compare decoders side by side).
+    pub fn load_with_decoder(cfg: &EngineConfig, decoder: Option<&Path>) -> Result<Self, String> {
         init_ort(cfg)?;
         let opts = SessionOptions {
             device: match cfg.device {
@@ -61,7 +68,16 @@ impl OrtModel {
             },
             intra_threads: cfg.intra_threads,
         };
-        let (enc, dec) = halves(&cfg.model);
+        let (enc, mut dec) = halves(&cfg.model);
+        let fused = PathBuf::from(kokoro_core::assets::fused_decoder(
+            &cfg.model.to_string_lossy(),
+        ));
+        if opts.device == kokoro_ort::Device::Cpu && fused.is_file() {
+            dec = fused;
+        }
+        if let Some(d) = decoder {
+            dec = d.to_path_buf();
+        }
         if cfg.split && enc.is_file() && dec.is_file() {
             let encoder = Encoder::new(kokoro_ort::load_session(&enc, &opts)?, true)?;
             let decoder = kokoro_ort::load_session(&dec, &opts)?;
