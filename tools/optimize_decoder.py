@@ -12,6 +12,8 @@ squares with Pow(x, 2), and convolves in 1-D. Each rewrite computes the same fun
   snake   Mul(alpha) -> Sin -> Mul(s, s) -> Mul(1 / alpha) -> Add(x) -> one
           ai.kokoro_edge:Snake node (custom: kokoro_ort::snake; plain ONNX Runtime
           cannot run the result, so it is a separate, CPU-only file);
+  adasnake  after snake: InstanceNormalization -> Mul(scale) -> Add(shift) -> Snake
+          (the style's AdaIN before the activation) -> one ai.kokoro_edge:AdaSnake;
   conv2d  a 1-D Conv -> Unsqueeze, a height-one 2-D Conv, Squeeze (ONNX Runtime's
           blocked NCHWc kernels only take 2-D convolutions).
 
@@ -301,6 +303,43 @@ def rewrite_snakes(gr):
     return done
 
 
+def rewrite_ada_snakes(gr):
+    """Snake(Add(Mul(InstanceNormalization(h), scale), shift), alpha, r), the norm with
+    scale 1 and bias 0 (rewrite_norms' own) and each value read only by the next ->
+    one ai.kokoro_edge:AdaSnake(h, scale, shift, alpha, r) with the norm's epsilon."""
+    def other(n, name):
+        rest = [i for i in n.input if i != name]
+        return rest[0] if len(n.input) == 2 and len(rest) == 1 else None
+
+    done = 0
+    for sn in [n for n in gr.g.node if n.op_type == "Snake" and n.domain == SNAKE_DOMAIN]:
+        add = gr.prod.get(sn.input[0])
+        if add is None or add.op_type != "Add" or len(gr.cons[add.output[0]]) != 1:
+            continue
+        mul = next((gr.prod[i] for i in add.input if i in gr.prod and gr.prod[i].op_type == "Mul"), None)
+        if mul is None or len(gr.cons[mul.output[0]]) != 1:
+            continue
+        shift = other(add, mul.output[0])
+        norm = next((gr.prod[i] for i in mul.input if i in gr.prod
+                     and gr.prod[i].op_type == "InstanceNormalization"), None)
+        if shift is None or norm is None or len(gr.cons[norm.output[0]]) != 1:
+            continue
+        scale = other(mul, norm.output[0])
+        ones, zeros = gr.const(norm.input[1]), gr.const(norm.input[2])
+        if scale is None or ones is None or zeros is None or not (np.all(ones == 1) and np.all(zeros == 0)):
+            continue
+        node = helper.make_node("AdaSnake", [norm.input[0], scale, shift, sn.input[1], sn.input[2]], [sn.output[0]],
+                                name=sn.name.replace("/Snake", "/AdaSnake"), domain=SNAKE_DOMAIN,
+                                epsilon=float(attr(norm, "epsilon", 1e-5)))
+        idx = list(gr.g.node).index(norm)
+        for dead in (norm, mul, add, sn):
+            gr.g.node.remove(dead)
+        gr.g.node.insert(idx, node)
+        gr.refresh()
+        done += 1
+    return done
+
+
 def rewrite_convs(gr):
     done = 0
     axis = gr.add_init(np.array([2], np.int64), "/rewrite/axis2")
@@ -343,7 +382,7 @@ def prune(gr):
 
 
 REWRITES = {"norm": rewrite_norms, "pow": rewrite_pows, "stft": rewrite_stft, "snake": rewrite_snakes,
-            "conv2d": rewrite_convs}
+            "adasnake": rewrite_ada_snakes, "conv2d": rewrite_convs}
 
 
 def apply(model, names):

@@ -41,12 +41,13 @@ pub const DECODER_SHA256: &str = "f0bdc0f17bb716835b317add456164665abed86e640398
 pub const DECODER_REWRITES: &str = "pow,norm,conv2d";
 
 /// The CPU servers' decoder: the served decoder with each Snake activation fused into
-/// one `ai.kokoro_edge:Snake` node (`optimize_decoder.py --only snake`), which only
+/// one `ai.kokoro_edge:Snake` node, and with the AdaIN before it into
+/// `ai.kokoro_edge:AdaSnake` (`optimize_decoder.py` `snake`, `adasnake`), which only
 /// our sessions can run (`kokoro_ort::snake`). Beside the decoder half; the halves
 /// stay plain ONNX for CUDA and for the Python tools.
 pub const FUSED_DECODER_SHA256: &str =
-    "08f863c224884c948082ad234bf5c7db58a0baea65dc04141ef462d8fbb98647";
-pub const FUSED_DECODER_REWRITES: &str = "pow,norm,snake,conv2d";
+    "7ea207ec32f9ecf51d9142f377fd3980865a98b4bcfdb438f15b2dbda06b5919";
+pub const FUSED_DECODER_REWRITES: &str = "pow,norm,snake,adasnake,conv2d";
 
 /// The fused decoder's path for a model: `X.onnx` -> `X.decoder.fused.onnx`.
 pub fn fused_decoder(model: &str) -> String {

@@ -4,7 +4,8 @@
 //! Run with `make bench` (or `cargo bench -p kokoro-backend`). Measurements are
 //! interleaved round by round so machine noise hits every contender alike; medians
 //! are reported. Results also go to `target/bench-engine.json`.
-//! Env: `BENCH_REPS` (default 7), `KOKORO_MODEL` to bench another model file.
+//! Env: `BENCH_REPS` (default 7), `KOKORO_MODEL` to bench another model file,
+//! `BENCH_DECODER` a decoder half to time beside the plain and fused ones.
 
 use clap::Parser;
 use http_body_util::BodyExt;
@@ -98,11 +99,17 @@ fn main() {
     let fused_dec = std::path::PathBuf::from(kokoro_core::assets::fused_decoder(
         &ecfg.model.to_string_lossy(),
     ));
-    let mut decoders: Vec<(&str, OrtModel)> = [("plain", &plain_dec), ("fused", &fused_dec)]
-        .into_iter()
-        .filter(|(_, p)| p.is_file())
-        .map(|(k, p)| (k, OrtModel::load_with_decoder(&ecfg, Some(p)).unwrap()))
-        .collect();
+    // BENCH_DECODER: one more decoder half to set beside them (a rewrite being tried).
+    let alt_dec = std::path::PathBuf::from(std::env::var("BENCH_DECODER").unwrap_or_default());
+    let mut decoders: Vec<(&str, OrtModel)> = [
+        ("plain", &plain_dec),
+        ("fused", &fused_dec),
+        ("other", &alt_dec),
+    ]
+    .into_iter()
+    .filter(|(_, p)| p.is_file())
+    .map(|(k, p)| (k, OrtModel::load_with_decoder(&ecfg, Some(p)).unwrap()))
+    .collect();
     let mut t_dec: Vec<Vec<f64>> = vec![Vec::new(); decoders.len()];
 
     let venv_python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
