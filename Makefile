@@ -106,7 +106,13 @@ E2E_TESTS ?= tests/e2e
 e2e: build pydeps
 	$(call with_e2e_servers,$(VENV)/bin/python -m pytest -q $(E2E_TESTS),http://127.0.0.1:9)
 
-test: setup fmt-check clippy wasm build unit caws-integration loadtest caws-ci
+# Each step in turn, timed: the log says where a slow run spent its time.
+TEST_STEPS := setup fmt-check clippy wasm build unit caws-integration loadtest caws-ci
+test:
+	@t0=$$(date +%s); for step in $(TEST_STEPS); do t=$$(date +%s); \
+	  $(MAKE) --no-print-directory $$step; \
+	  echo "make test: $$step took $$(( $$(date +%s) - t )) s ($$(( $$(date +%s) - t0 )) s so far)"; \
+	done
 	@echo "make test: all checks passed"
 
 # Start the backend and the edge on test ports, run the k6 perf gate (budgets from

@@ -285,7 +285,13 @@ fn selftest() -> Result<bool, String> {
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{e}"))?;
     let mut all = true;
     for g in REGISTRY {
+        let started = std::time::Instant::now();
         let plants = g.plant(&scratch);
+        println!(
+            "  {:<11} planted in {} s",
+            g.name(),
+            started.elapsed().as_secs()
+        );
         if plants.is_empty() {
             println!("  {:<11} PLANTS NOTHING", g.name());
             all = false;
@@ -311,6 +317,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let w = waivers::load(Path::new(WAIVERS))?;
     let which = args.first().map_or("gates", String::as_str);
     let rest = args.get(1..).unwrap_or_default();
+    let started = std::time::Instant::now();
     let ok = match which {
         // Every gate that needs no running server, then provenance over all results
         // (contracts and integration are read from their last run).
@@ -330,6 +337,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             .ok_or_else(|| format!("unknown caws gate {other}"))?
             .run(&w, rest)?,
     };
+    println!("caws {which}: {} s", started.elapsed().as_secs());
     if ok {
         Ok(())
     } else {

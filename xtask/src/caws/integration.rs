@@ -36,6 +36,11 @@ pub fn run_suite(suite: &[&str], runs: usize, out: &Path) -> Result<Vec<Cases>, 
             .map_err(|e| format!("run {i}: no JUnit report ({e}): {}", tail(&log)))?;
         all.push(junit::parse(&text).map_err(|e| format!("run {i}: {e}: {}", tail(&log)))?);
         println!("  run {i}/{runs}: {}", summary(all.last().expect("pushed")));
+        let slow: Vec<String> = junit::slowest(&text, 8)
+            .into_iter()
+            .map(|(name, secs)| format!("{name} {secs:.0} s"))
+            .collect();
+        println!("    slowest: {}", slow.join(", "));
     }
     Ok(all)
 }

@@ -98,6 +98,23 @@ pub fn parse(xml: &str) -> Result<Cases, String> {
     Ok(cases)
 }
 
+/// The `n` slowest test cases of a report (`time` attribute, seconds), slowest first:
+/// where a long suite spends its time.
+pub fn slowest(xml: &str, n: usize) -> Vec<(String, f64)> {
+    let mut times: Vec<(String, f64)> = xml
+        .split("<testcase")
+        .skip(1)
+        .filter_map(|t| {
+            let tag = &t[..t.find('>')?];
+            let secs = attr(tag, "time")?.parse().ok()?;
+            Some((attr(tag, "name")?, secs))
+        })
+        .collect();
+    times.sort_by(|a, b| b.1.total_cmp(&a.1));
+    times.truncate(n);
+    times
+}
+
 /// Tests whose outcome differs between runs (missing from a run counts as differing).
 pub fn flaky(runs: &[Cases]) -> Vec<String> {
     let mut ids: Vec<&String> = runs.iter().flat_map(|r| r.keys()).collect();
@@ -131,6 +148,19 @@ mod tests {
         assert_eq!(c["tests.e2e.test_edge::test_b&\"c'"], Outcome::Failed);
         assert_eq!(c["tests.e2e.test_edge::test_c"], Outcome::Skipped);
         assert_eq!(c["tests.e2e.test_edge::test_d"], Outcome::Failed);
+    }
+
+    #[test]
+    fn slowest_cases_come_first() {
+        let s = slowest(PYTEST, 2);
+        assert_eq!(
+            s,
+            [
+                ("test_b&\"c'".to_string(), 0.2),
+                ("test_a[wav]".to_string(), 0.1)
+            ]
+        );
+        assert!(slowest("", 3).is_empty());
     }
 
     #[test]
