@@ -143,7 +143,7 @@ CARGO_MUTANTS_VERSION := 25.3.1
 # Runs of the e2e suite for the flake rate; schemathesis examples per operation.
 E2E_RUNS ?= 2
 CONTRACT_EXAMPLES ?= 20
-# `make caws-mutation` runs every mutant (about 40 min here); CI runs a quarter
+# `make caws-mutation` runs every mutant (about 20 min here); CI runs a quarter
 # (every 4th mutant) and says so in the result's scope.
 MUTATION_ARGS ?=
 CI_MUTATION_ARGS ?= --shard 0/4
