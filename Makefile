@@ -17,10 +17,11 @@ BACKEND := target/debug/kokoro-backend
 EDGE := target/debug/kokoro-edge
 E2E_EDGE_ADDR ?= 127.0.0.1:13000
 E2E_NN_ADDR ?= 127.0.0.1:13100
+E2E_WYOMING_ADDR ?= 127.0.0.1:18890
 ASSETS_DIR ?= $(or $(KOKORO_ASSETS_DIR),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/kokoro-edge,$(HOME)/.cache/kokoro-edge))
 NN_MODEL := $(ASSETS_DIR)/kokoro-v1.0.int8-fconv.onnx
 
-.PHONY: fuzz up up-wasi-nn loadtest soak caws-tools caws-validate caws-static caws-unit caws-mutation caws-contracts caws-integration caws-perf caws-gates caws-selftest caws-ci test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench
+.PHONY: fuzz up up-wasi-nn loadtest soak caws-tools caws-validate caws-static caws-unit caws-mutation caws-contracts caws-integration caws-perf caws-gates caws-selftest caws-ci test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench bench-wyoming
 
 setup: toolchain sysdeps assets pydeps
 
@@ -89,7 +90,7 @@ wasm: toolchain
 # $(1); all three are stopped afterwards. $(2) is the wasi-nn edge's backend for
 # the routes it forwards (the e2e suite gives it a dead port: it must stand alone).
 define with_e2e_servers
-	@$(BACKEND) serve --listen $(E2E_ADDR) --dev-routes > target/e2e-backend.log 2>&1 & echo $$! > target/e2e-backend.pid; \
+	@$(BACKEND) serve --listen $(E2E_ADDR) --wyoming $(E2E_WYOMING_ADDR) --dev-routes > target/e2e-backend.log 2>&1 & echo $$! > target/e2e-backend.pid; \
 	$(EDGE) --listen $(E2E_EDGE_ADDR) --backend-url http://$(E2E_ADDR) --kv-memory --dev-routes > target/e2e-edge.log 2>&1 & echo $$! > target/e2e-edge.pid; \
 	$(EDGE) --listen $(E2E_NN_ADDR) --component target/edge-nn.wasm --nn-model $(NN_MODEL) --backend-url $(2) --dev-routes > target/e2e-nn.log 2>&1 & echo $$! > target/e2e-nn.pid; \
 	trap 'kill $$(cat target/e2e-backend.pid) $$(cat target/e2e-edge.pid) $$(cat target/e2e-nn.pid) 2>/dev/null || true' EXIT; \
@@ -97,7 +98,7 @@ define with_e2e_servers
 	curl -sf http://$(E2E_ADDR)/health >/dev/null || { cat target/e2e-backend.log; exit 1; }; \
 	curl -sf http://$(E2E_EDGE_ADDR)/health >/dev/null || { cat target/e2e-edge.log; exit 1; }; \
 	curl -sf http://$(E2E_NN_ADDR)/health >/dev/null || { cat target/e2e-nn.log; exit 1; }; \
-	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) KOKORO_NN_URL=http://$(E2E_NN_ADDR) $(1)
+	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) KOKORO_NN_URL=http://$(E2E_NN_ADDR) KOKORO_WYOMING=$(E2E_WYOMING_ADDR) $(1)
 endef
 
 # The Python end-to-end suite once against the real servers (E2E_TESTS: a part of it,
@@ -216,3 +217,7 @@ caws-ci: caws-tools caws-contracts
 
 bench: setup
 	$(CARGO) bench --profile dev -p kokoro-backend --bench engine
+
+# Wyoming time to first audio with wyoming-bench (report in target/bench/wyoming.txt).
+bench-wyoming: build pydeps
+	tools/bench_wyoming.sh

@@ -110,7 +110,7 @@ pub fn shown(s: &str) -> String {
 
 /// Every machine `code` either tier may emit, with its kind. The contract's
 /// `x-error-codes` table must equal this one (checked by `tests/contract.rs`).
-pub const ERROR_CODES: [(&str, ErrorKind); 31] = [
+pub const ERROR_CODES: [(&str, ErrorKind); 32] = [
     ("invalid_json", ErrorKind::InvalidRequest),
     ("invalid_type", ErrorKind::InvalidRequest),
     ("invalid_value", ErrorKind::InvalidRequest),
@@ -134,6 +134,7 @@ pub const ERROR_CODES: [(&str, ErrorKind); 31] = [
     ("no_speakable_text", ErrorKind::Unprocessable),
     ("unsupported_language", ErrorKind::Unprocessable),
     ("unsupported_format", ErrorKind::Unprocessable),
+    ("unsupported_text_format", ErrorKind::Unprocessable),
     ("upgrade_required", ErrorKind::InvalidRequest),
     ("queue_full", ErrorKind::RateLimited),
     ("internal_error", ErrorKind::Internal),
@@ -245,6 +246,69 @@ impl ApiError {
             ErrorKind::PayloadTooLarge,
             "payload_too_large",
             format!("Request body exceeds the limit of {limit_bytes} bytes."),
+        )
+    }
+
+    /// A Wyoming event whose header line, data or payload (`what`) is over the
+    /// limit; the connection closes after it.
+    pub fn event_too_large(what: &str, limit_bytes: usize) -> Self {
+        Self::new(
+            ErrorKind::PayloadTooLarge,
+            "payload_too_large",
+            format!("An event's {what} exceeds the limit of {limit_bytes} bytes."),
+        )
+    }
+
+    /// Bytes that are not a Wyoming event (`why`); the connection closes after it.
+    pub fn malformed_event(why: &str) -> Self {
+        Self::new(
+            ErrorKind::InvalidRequest,
+            "invalid_json",
+            format!(
+                "Not a Wyoming event: {why}. Each event is a JSON header line, then \
+                 data_length bytes of JSON data and payload_length bytes of payload."
+            ),
+        )
+    }
+
+    /// The rest of a Wyoming event did not come within `secs` of its first byte.
+    pub fn event_timeout(secs: f64) -> Self {
+        Self::new(
+            ErrorKind::RequestTimeout,
+            "request_timeout",
+            format!("The rest of an event did not arrive within {secs} s."),
+        )
+    }
+
+    /// A Wyoming `text_format` other than plain text (SSML is not read).
+    pub fn unsupported_text_format() -> Self {
+        Self::new(
+            ErrorKind::Unprocessable,
+            "unsupported_text_format",
+            "Only text_format 'text' is served (no SSML): send plain text, with \
+             [pause:1.5s] markup for pauses.",
+        )
+        .with_param("text_format")
+    }
+
+    /// A Wyoming `select-program` of a program this server does not have.
+    pub fn no_such_program(name: &str) -> Self {
+        Self::invalid(
+            "name",
+            "model_not_found",
+            format!(
+                "Program '{}' does not exist: this server has one, 'kokoro'.",
+                shown(name)
+            ),
+        )
+    }
+
+    /// A Wyoming voice asked for by language, where no installed voice speaks it.
+    pub fn no_voice_for_language(lang: &str) -> Self {
+        Self::invalid(
+            "voice.language",
+            "voice_not_found",
+            format!("No installed voice speaks '{}'.", shown(lang)),
         )
     }
 

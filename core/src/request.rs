@@ -148,6 +148,37 @@ impl Lang {
         }
     }
 
+    /// The BCP 47 tag with its region in capitals (`en-US`), as Home Assistant's
+    /// language matching takes it (the Wyoming voice list).
+    pub fn bcp47(self) -> &'static str {
+        match self {
+            Lang::EnUs => "en-US",
+            Lang::EnGb => "en-GB",
+            Lang::Es => "es",
+            Lang::Fr => "fr-FR",
+            Lang::Hi => "hi",
+            Lang::It => "it",
+            Lang::Ja => "ja",
+            Lang::PtBr => "pt-BR",
+            Lang::Zh => "zh",
+        }
+    }
+
+    /// The language's name in English.
+    pub fn english_name(self) -> &'static str {
+        match self {
+            Lang::EnUs => "American English",
+            Lang::EnGb => "British English",
+            Lang::Es => "Spanish",
+            Lang::Fr => "French",
+            Lang::Hi => "Hindi",
+            Lang::It => "Italian",
+            Lang::Ja => "Japanese",
+            Lang::PtBr => "Brazilian Portuguese",
+            Lang::Zh => "Mandarin Chinese",
+        }
+    }
+
     /// Accepts the one-letter code or the tag, case-insensitively.
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim().to_ascii_lowercase();

@@ -119,6 +119,11 @@ pub struct ServeArgs {
     /// WebSocket text-in sessions (`stream-input`) open at once; more get 429.
     #[arg(long, env = "KOKORO_MAX_STREAM_SESSIONS", default_value_t = 64)]
     pub max_stream_sessions: usize,
+    /// Also serve the Wyoming protocol (Home Assistant) on this address, e.g.
+    /// 127.0.0.1:10200. It has no authentication: with API keys set it must be a
+    /// loopback address. Its connections count against --max-stream-sessions.
+    #[arg(long, env = "KOKORO_WYOMING")]
+    pub wyoming: Option<SocketAddr>,
     #[command(flatten)]
     pub connections: kokoro_serve::Flags,
     #[command(flatten)]
@@ -161,6 +166,8 @@ pub struct Config {
     pub retry_after_secs: u64,
     pub dev_routes: bool,
     pub max_stream_sessions: usize,
+    /// Where the Wyoming protocol is served, if anywhere.
+    pub wyoming: Option<SocketAddr>,
     /// Time-outs and the connection cap.
     pub limits: kokoro_serve::Limits,
     pub engine: EngineConfig,
@@ -308,14 +315,29 @@ impl ServeArgs {
         if self.max_stream_sessions == 0 {
             return Err("--max-stream-sessions must be at least 1".into());
         }
+        let api_keys = kokoro_core::boundary::parse_keys(&self.api_keys);
+        if let Some(w) = self.wyoming
+            && !api_keys.is_empty()
+            && !w.ip().is_loopback()
+        {
+            return Err(format!(
+                "--wyoming {w}: the Wyoming protocol has no authentication, so with API keys \
+                 set it listens on a loopback address only (127.0.0.1:10200); reach it from \
+                 other hosts through a tunnel or a proxy that authenticates"
+            ));
+        }
+        if self.wyoming.is_some_and(|w| w == self.listen) {
+            return Err("--wyoming must not be the HTTP --listen address".into());
+        }
         Ok(Config {
             listen: self.listen,
-            api_keys: kokoro_core::boundary::parse_keys(&self.api_keys),
+            api_keys,
             queue_capacity: self.queue_capacity,
             max_body_bytes: self.max_body_bytes,
             retry_after_secs: self.retry_after_secs.max(1),
             dev_routes: self.dev_routes,
             max_stream_sessions: self.max_stream_sessions,
+            wyoming: self.wyoming,
             limits,
             engine: self.engine.validate()?,
         })

@@ -7,12 +7,14 @@
 //! - [`audio`]: the native encoders (mp3, opus, aac) beside the shared ones.
 //! - [`http`]: the axum router ([`http::app`]).
 //! - [`metrics`]: Prometheus metrics.
+//! - [`wyoming`]: the Wyoming protocol (Home Assistant) on its own port.
 
 pub mod audio;
 pub mod config;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod wyoming;
 
 use std::sync::Arc;
 

@@ -92,8 +92,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
         startup_ms = t.elapsed().as_millis() as u64,
         "engine ready"
     );
-    let (listen, limits) = (config.listen, config.limits);
+    let (listen, limits, wyoming) = (config.listen, config.limits, config.wyoming);
     let state = AppState::new(engine, config);
+    if let Some(addr) = wyoming {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for Wyoming on {addr}"))?;
+        tracing::info!("wyoming on tcp://{addr}");
+        tokio::spawn(kokoro_backend::wyoming::serve(listener, state.clone()));
+    }
     let connections = state.metrics.connections.clone();
     let router = app(state);
     let listener = tokio::net::TcpListener::bind(listen)

@@ -72,6 +72,10 @@ pub struct Metrics {
     pub windows_safe_pace_milli: AtomicU64,
     /// The connection loop's counters (open, refused, slow clients).
     pub connections: std::sync::Arc<kokoro_serve::Stats>,
+    /// Wyoming connections open, and Wyoming requests ended by mode (`synthesize`,
+    /// `stream`: synthesize-start .. stop) and outcome (`ok`, `error`).
+    pub wyoming_connections: AtomicI64,
+    wyoming_requests: [AtomicU64; 4],
 }
 
 /// The method label: the methods a route can have, and "other" for anything else
@@ -110,6 +114,13 @@ impl Metrics {
             });
     }
 
+    /// A Wyoming request ended: streamed (synthesize-start .. stop) or not, and
+    /// whether its audio was all sent.
+    pub fn record_wyoming(&self, streamed: bool, ok: bool) {
+        self.wyoming_requests[usize::from(streamed) * 2 + usize::from(!ok)]
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn record_inference(&self, seconds: f64) {
         lock(&self.inference_seconds).observe(seconds);
     }
@@ -144,6 +155,16 @@ impl Metrics {
         lock(&self.inference_seconds).render(&mut out, "kokoro_inference_seconds", "");
         out.push_str("# HELP kokoro_time_to_first_audio_seconds Request start to first audio chunk.\n# TYPE kokoro_time_to_first_audio_seconds histogram\n");
         lock(&self.ttfa_seconds).render(&mut out, "kokoro_time_to_first_audio_seconds", "");
+        out.push_str("# HELP kokoro_wyoming_requests_total Wyoming requests by mode and outcome.\n# TYPE kokoro_wyoming_requests_total counter\n");
+        for (i, n) in self.wyoming_requests.iter().enumerate() {
+            let mode = if i / 2 == 1 { "stream" } else { "synthesize" };
+            let outcome = if i % 2 == 1 { "error" } else { "ok" };
+            let _ = writeln!(
+                out,
+                "kokoro_wyoming_requests_total{{mode=\"{mode}\",outcome=\"{outcome}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         let gauges = [
             (
                 "kokoro_queue_depth",
@@ -203,6 +224,12 @@ impl Metrics {
                 "kokoro_open_connections",
                 "HTTP connections open.",
                 self.connections.open.load(Ordering::Relaxed) as f64,
+                "gauge",
+            ),
+            (
+                "kokoro_wyoming_connections",
+                "Wyoming connections open.",
+                self.wyoming_connections.load(Ordering::Relaxed) as f64,
                 "gauge",
             ),
             (
@@ -280,5 +307,26 @@ mod tests {
         assert!(text.len() < before + 1500, "{} -> {}", before, text.len());
         assert!(!text.contains("XXXX"));
         assert!(text.contains("method=\"other\",route=\"unmatched\",status=\"405\"} 5"));
+    }
+
+    #[test]
+    fn wyoming_requests_are_counted_by_mode_and_outcome() {
+        let m = Metrics::default();
+        m.record_wyoming(false, true);
+        m.record_wyoming(false, true);
+        m.record_wyoming(true, false);
+        let text = m.render();
+        assert!(
+            text.contains("kokoro_wyoming_requests_total{mode=\"synthesize\",outcome=\"ok\"} 2\n")
+        );
+        assert!(
+            text.contains(
+                "kokoro_wyoming_requests_total{mode=\"synthesize\",outcome=\"error\"} 0\n"
+            )
+        );
+        assert!(
+            text.contains("kokoro_wyoming_requests_total{mode=\"stream\",outcome=\"error\"} 1\n")
+        );
+        assert!(text.contains("kokoro_wyoming_requests_total{mode=\"stream\",outcome=\"ok\"} 0\n"));
     }
 }

@@ -97,6 +97,7 @@ fn state_on(engine: Arc<Engine>, o: Opts) -> AppState {
         retry_after_secs: o.retry_after,
         dev_routes: o.dev_routes,
         max_stream_sessions: 4,
+        wyoming: None,
         limits: kokoro_serve::Limits {
             body: o.body_timeout,
             ..Default::default()
@@ -1122,5 +1123,293 @@ mod socket {
         let (msgs, code) = drain(&mut ws).await;
         assert_eq!(code, Some(1008));
         assert_eq!(msgs.last().unwrap()["error"]["code"], "request_too_costly");
+    }
+}
+
+/// The Wyoming protocol on a real socket over the fake model.
+mod wyoming_protocol {
+    use super::*;
+    use kokoro_backend::wyoming::{self, Frame};
+    use tokio::io::{AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+
+    struct Client {
+        read: BufReader<tokio::net::tcp::OwnedReadHalf>,
+        write: tokio::net::tcp::OwnedWriteHalf,
+    }
+
+    impl Client {
+        async fn send(&mut self, kind: &str, data: Value) {
+            self.send_raw(&wyoming::encode(kind, &data, &[])).await;
+        }
+
+        async fn send_raw(&mut self, bytes: &[u8]) {
+            self.write.write_all(bytes).await.unwrap();
+        }
+
+        /// The next event, or `None` when the server closed.
+        async fn next(&mut self) -> Option<Frame> {
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                wyoming::read_frame(&mut self.read, 1 << 20, Duration::from_secs(5)),
+            )
+            .await
+            .expect("the server answers")
+            .ok()
+            .flatten()
+        }
+
+        /// Events up to and including the first of type `last`.
+        async fn until(&mut self, last: &str) -> Vec<Frame> {
+            let mut out = Vec::new();
+            while let Some(f) = self.next().await {
+                let done = f.kind == last;
+                out.push(f);
+                if done {
+                    return out;
+                }
+            }
+            panic!(
+                "closed before {last}: {:?}",
+                out.iter().map(|f| &f.kind).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    async fn server(s: AppState) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(wyoming::serve(listener, s));
+        addr
+    }
+
+    async fn client(addr: std::net::SocketAddr) -> Client {
+        let (read, write) = TcpStream::connect(addr).await.unwrap().into_split();
+        Client {
+            read: BufReader::new(read),
+            write,
+        }
+    }
+
+    fn kinds(frames: &[Frame]) -> Vec<&str> {
+        let mut k: Vec<&str> = frames.iter().map(|f| f.kind.as_str()).collect();
+        k.dedup();
+        k
+    }
+
+    /// A Wyoming request counter (the engine, and so its metrics, is shared by
+    /// the tests running at once: only lower bounds hold).
+    fn count(m: &Metrics, mode: &str, outcome: &str) -> u64 {
+        let line =
+            format!("kokoro_wyoming_requests_total{{mode=\"{mode}\",outcome=\"{outcome}\"}} ");
+        m.render()
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()).map(|n| n.parse().unwrap()))
+            .unwrap()
+    }
+
+    fn pcm_samples(frames: &[Frame]) -> usize {
+        frames
+            .iter()
+            .filter(|f| f.kind == "audio-chunk")
+            .map(|f| f.payload.len() / 2)
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn describe_synthesize_and_ping_on_one_connection() {
+        let s = state(DEFAULT);
+        let metrics = s.metrics.clone();
+        let mut c = client(server(s).await).await;
+        c.send("describe", json!({})).await;
+        let info = c.next().await.unwrap();
+        assert_eq!(info.kind, "info");
+        let voices = info.data["tts"][0]["voices"].as_array().unwrap();
+        let names: Vec<&str> = voices.iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["af_bella", "af_heart", "af_sky"]);
+        assert_eq!(voices[0]["languages"], json!(["en-US"]));
+
+        c.send(
+            "synthesize",
+            json!({"text": "Hello there. How are you today?", "voice": {"name": "af_bella"}}),
+        )
+        .await;
+        let got = c.until("audio-stop").await;
+        assert_eq!(kinds(&got), ["audio-start", "audio-chunk", "audio-stop"]);
+        assert_eq!(
+            got[0].data,
+            json!({"rate": 24000, "width": 2, "channels": 1})
+                .as_object()
+                .unwrap()
+                .clone()
+        );
+        let n = pcm_samples(&got);
+        assert!(n > 2_400, "{n} samples");
+        assert!(got.iter().all(|f| f.payload.len() <= wyoming::CHUNK_BYTES));
+        // Each chunk's timestamp is where it starts; the stop's, the end.
+        let mut at = 0;
+        for f in got.iter().filter(|f| f.kind == "audio-chunk") {
+            assert_eq!(f.data["timestamp"], (at as u64 * 1000 / 24_000));
+            at += f.payload.len() / 2;
+        }
+        assert_eq!(
+            got.last().unwrap().data["timestamp"],
+            n as u64 * 1000 / 24_000
+        );
+
+        c.send("ping", json!({"text": "still there?"})).await;
+        let pong = c.next().await.unwrap();
+        assert_eq!(
+            (pong.kind.as_str(), &pong.data["text"]),
+            ("pong", &json!("still there?"))
+        );
+        // Unknown event types are dropped, not answered.
+        c.send("transcribe", json!({})).await;
+        c.send("ping", json!({})).await;
+        assert_eq!(c.next().await.unwrap().kind, "pong");
+        assert!(count(&metrics, "synthesize", "ok") >= 1);
+    }
+
+    #[tokio::test]
+    async fn streamed_text_is_one_utterance_and_the_fallback_copy_is_ignored() {
+        let s = state(DEFAULT);
+        let mut c = client(server(s).await).await;
+        let text = "The train leaves at nine. Bring an umbrella, it may rain. ";
+        let mut said = Vec::new();
+        for fallback in [false, true] {
+            c.send("synthesize-start", json!({"voice": {"name": "af_heart"}}))
+                .await;
+            for piece in [
+                "The train leaves ",
+                "at nine. Bring an ",
+                "umbrella, it may rain. ",
+            ] {
+                c.send("synthesize-chunk", json!({"text": piece})).await;
+            }
+            if fallback {
+                c.send("synthesize", json!({"text": text})).await;
+            }
+            c.send("synthesize-stop", json!({})).await;
+            let got = c.until("synthesize-stopped").await;
+            assert_eq!(
+                kinds(&got),
+                [
+                    "audio-start",
+                    "audio-chunk",
+                    "audio-stop",
+                    "synthesize-stopped"
+                ]
+            );
+            said.push(pcm_samples(&got));
+        }
+        // The fallback copy is not said too.
+        assert_eq!(said[0], said[1]);
+        assert!(said[0] > 24_000 / 4, "{said:?}");
+        c.send("ping", json!({})).await;
+        assert_eq!(c.next().await.unwrap().kind, "pong");
+    }
+
+    #[tokio::test]
+    async fn mistakes_get_error_events_and_the_connection_goes_on() {
+        let s = state(DEFAULT);
+        let metrics = s.metrics.clone();
+        let mut c = client(server(s).await).await;
+        let err = |f: Frame| {
+            assert_eq!(f.kind, "error", "{f:?}");
+            (
+                f.data["code"].as_str().unwrap().to_string(),
+                f.data["text"].as_str().unwrap().to_string(),
+            )
+        };
+        c.send(
+            "synthesize",
+            json!({"text": "Hi.", "voice": {"name": "bf_emma"}}),
+        )
+        .await;
+        let (code, text) = err(c.next().await.unwrap());
+        assert_eq!(code, "voice_not_found");
+        assert!(text.contains("bf_emma"), "{text}");
+        c.send(
+            "synthesize",
+            json!({"text": "Hi.", "voice": {"language": "ja"}}),
+        )
+        .await;
+        assert_eq!(err(c.next().await.unwrap()).0, "voice_not_found");
+        c.send(
+            "synthesize",
+            json!({"text": "<speak>Hi</speak>", "text_format": "ssml"}),
+        )
+        .await;
+        assert_eq!(err(c.next().await.unwrap()).0, "unsupported_text_format");
+        c.send("synthesize", json!({"voice": {"name": "af_heart"}}))
+            .await;
+        assert_eq!(err(c.next().await.unwrap()).0, "missing_parameter");
+        c.send("synthesize", json!({"text": "..."})).await;
+        assert_eq!(err(c.next().await.unwrap()).0, "no_speakable_text");
+        c.send("select-program", json!({"name": "piper"})).await;
+        assert_eq!(err(c.next().await.unwrap()).0, "model_not_found");
+        c.send("select-program", json!({"name": "kokoro"})).await;
+        // A streamed session over the text budget ends with an error; the next works.
+        c.send("synthesize-start", json!({})).await;
+        assert_eq!(c.next().await.unwrap().kind, "audio-start");
+        let big = "word ".repeat(2000);
+        c.send("synthesize-chunk", json!({"text": big})).await;
+        assert_eq!(err(c.next().await.unwrap()).0, "request_too_costly");
+        c.send("synthesize", json!({"text": "Fine."})).await;
+        assert_eq!(
+            kinds(&c.until("audio-stop").await),
+            ["audio-start", "audio-chunk", "audio-stop"]
+        );
+        assert!(count(&metrics, "stream", "error") >= 1);
+    }
+
+    #[tokio::test]
+    async fn a_broken_or_oversized_event_closes_the_connection_with_its_reason() {
+        let s = state(DEFAULT);
+        let addr = server(s).await;
+        let mut c = client(addr).await;
+        c.send_raw(b"{\"type\":\"synthesize\",\"data_length\":999999999}\n")
+            .await;
+        let f = c.next().await.unwrap();
+        assert_eq!(
+            (f.kind.as_str(), &f.data["code"]),
+            ("error", &json!("payload_too_large"))
+        );
+        assert!(c.next().await.is_none());
+        let mut c = client(addr).await;
+        c.send_raw(b"not json\n").await;
+        assert_eq!(c.next().await.unwrap().data["code"], "invalid_json");
+        assert!(c.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_busy_server_says_so_and_the_client_leaving_frees_its_permit() {
+        let s = state(Opts {
+            capacity: 1,
+            ..DEFAULT
+        });
+        let admission = s.admission.clone();
+        let addr = server(s).await;
+        let long = "This sentence goes on for quite a while, and then some more. ".repeat(20);
+        let mut a = client(addr).await;
+        a.send("synthesize", json!({"text": long})).await;
+        assert_eq!(a.next().await.unwrap().kind, "audio-start");
+        assert_eq!(a.next().await.unwrap().kind, "audio-chunk");
+        let mut b = client(addr).await;
+        b.send("synthesize", json!({"text": "Me too."})).await;
+        assert_eq!(b.next().await.unwrap().data["code"], "queue_full");
+        drop(a);
+        for _ in 0..200 {
+            if admission.available_permits() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(admission.available_permits(), 1);
+        b.send("synthesize", json!({"text": "Me too."})).await;
+        assert_eq!(
+            kinds(&b.until("audio-stop").await),
+            ["audio-start", "audio-chunk", "audio-stop"]
+        );
     }
 }

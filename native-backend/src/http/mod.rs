@@ -135,7 +135,7 @@ impl FromRequest<AppState> for JsonBody {
     }
 }
 
-fn admit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+pub(crate) fn admit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
     state.admission.clone().try_acquire_owned().map_err(|_| {
         state
             .metrics
@@ -149,7 +149,7 @@ fn ms_header(v: u128) -> HeaderValue {
     HeaderValue::from(u64::try_from(v).unwrap_or(u64::MAX))
 }
 
-type Events = tokio::sync::mpsc::Receiver<Result<Event, EngineError>>;
+pub(crate) type Events = tokio::sync::mpsc::Receiver<Result<Event, EngineError>>;
 
 /// Plan a validated request, take an admission permit and start its run; the
 /// permit goes when the run ends (or its client does).
@@ -161,7 +161,7 @@ fn start_run(state: &AppState, req: &SpeechRequest) -> Result<Events, AppError> 
 
 /// Run a prepared speech on the engine; `guard` (an admission permit) is dropped
 /// when the run ends, which it does at once when the receiver goes.
-fn spawn_run(
+pub(crate) fn spawn_run(
     state: &AppState,
     speech: kokoro_synth::pipeline::Speech,
     guard: impl Send + 'static,

@@ -50,10 +50,10 @@ const MAX_RUNS: usize = 2;
 /// The next piece starts once the one being sent is expected to have less than
 /// this many seconds left to make: sooner, the two would share the worker and the
 /// one being heard would slow down (measured: 3.2 s of stalls against 0.2-1.1 s).
-const NEXT_WITHIN_SECS: f64 = 1.0;
+pub const NEXT_WITHIN_SECS: f64 = 1.0;
 /// Seconds a character of text is expected to speak for at speed 1 (the budget's
 /// estimate: [`kokoro_synth::budget::SECS_PER_ID`] per id, about one id a char).
-const SECS_PER_CHAR: f64 = kokoro_synth::budget::SECS_PER_ID as f64;
+pub const SECS_PER_CHAR: f64 = kokoro_synth::budget::SECS_PER_ID as f64;
 /// Longest `inactivity_timeout` (ElevenLabs' limit), seconds.
 const MAX_INACTIVITY_SECS: u64 = 180;
 
