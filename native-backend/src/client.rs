@@ -8,8 +8,9 @@
 //! `speech.audio.delta` is written to the file as it arrives. The API key comes
 //! from `KOKORO_API_KEY` (or `OPENAI_API_KEY`), never from the command line, where
 //! other users could read it. An error answer is shown as the API's message; a
-//! stream that ends without `speech.audio.done` is an error, and the partial file
-//! is removed.
+//! stream that ends without `speech.audio.done` is an error. The audio goes to
+//! `OUTPUT.part` and is renamed at the end, so an error leaves no partial file and
+//! keeps the one that was there.
 
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
@@ -68,7 +69,9 @@ fn parse_event(data: &str) -> Result<Option<Sse>> {
     let v: Value = serde_json::from_str(data).context("an event is not JSON")?;
     Ok(match v["type"].as_str() {
         Some("speech.audio.delta") => {
-            let b64 = v["audio"].as_str().ok_or_else(|| anyhow!("a delta has no audio"))?;
+            let b64 = v["audio"]
+                .as_str()
+                .ok_or_else(|| anyhow!("a delta has no audio"))?;
             Some(Sse::Audio(
                 base64::engine::general_purpose::STANDARD
                     .decode(b64)
@@ -115,9 +118,18 @@ fn bar(spoken: usize, total: usize) {
     );
 }
 
+/// The API key from the environment ([`KEY_VARS`]), if any.
+pub fn key_from_env() -> Option<String> {
+    KEY_VARS
+        .iter()
+        .find_map(|k| std::env::var(k).ok())
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+}
+
 /// Synthesize `body` (a speech request: input, voice, speed, response_format) on
-/// `server` into `output`; returns the bytes written.
-pub async fn say(server: &str, mut body: Value, output: &Path) -> Result<u64> {
+/// `server` into `output`, presenting `key`; returns the bytes written.
+pub async fn say(server: &str, mut body: Value, output: &Path, key: Option<&str>) -> Result<u64> {
     let url = endpoint(server)?;
     let total = body["input"].as_str().map_or(0, |t| t.chars().count());
     body["stream"] = Value::from(true);
@@ -130,8 +142,8 @@ pub async fn say(server: &str, mut body: Value, output: &Path) -> Result<u64> {
         .build()
         .context("cannot build the HTTP client")?;
     let mut req = client.post(url.clone()).json(&body);
-    if let Some(key) = KEY_VARS.iter().find_map(|k| std::env::var(k).ok()) {
-        req = req.bearer_auth(key.trim());
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
     }
     let resp = req
         .send()
@@ -142,19 +154,29 @@ pub async fn say(server: &str, mut body: Value, output: &Path) -> Result<u64> {
         let bytes = resp.bytes().await.unwrap_or_default();
         bail!("{}", error_message(status.as_u16(), &bytes));
     }
+    // Written beside the output and renamed at the end: an error never leaves a
+    // partial file, nor destroys one that was there.
+    let mut part = output.as_os_str().to_owned();
+    part.push(".part");
+    let part = std::path::PathBuf::from(part);
     let mut out = std::io::BufWriter::new(
-        std::fs::File::create(output)
-            .with_context(|| format!("cannot create {}", output.display()))?,
+        std::fs::File::create(&part)
+            .with_context(|| format!("cannot create {}", part.display()))?,
     );
     let result = stream(resp, &mut out, total).await;
     let flushed = out.flush();
-    match result.and_then(|n| flushed.map(|()| n).map_err(Into::into)) {
-        Ok(n) => Ok(n),
-        Err(e) => {
-            let _ = std::fs::remove_file(output);
-            Err(e)
-        }
+    drop(out);
+    let done = result
+        .and_then(|n| flushed.map(|()| n).map_err(Into::into))
+        .and_then(|n| {
+            std::fs::rename(&part, output)
+                .with_context(|| format!("cannot write {}", output.display()))
+                .map(|()| n)
+        });
+    if done.is_err() {
+        let _ = std::fs::remove_file(&part);
     }
+    done
 }
 
 async fn stream(resp: reqwest::Response, out: &mut impl Write, total: usize) -> Result<u64> {

@@ -5,11 +5,13 @@
 //!   scheduling of one request over them ([`engine::run`]); the speech pipeline
 //!   itself is `kokoro_synth::pipeline`.
 //! - [`audio`]: the native encoders (mp3, opus, aac) beside the shared ones.
+//! - [`client`]: `say --server`, the command against a running deployment.
 //! - [`http`]: the axum router ([`http::app`]).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`wyoming`]: the Wyoming protocol (Home Assistant) on its own port.
 
 pub mod audio;
+pub mod client;
 pub mod config;
 pub mod engine;
 pub mod http;

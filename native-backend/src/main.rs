@@ -44,6 +44,11 @@ struct SayArgs {
     voice: String,
     #[arg(long, default_value_t = 1.0)]
     speed: f32,
+    /// Synthesize on a running server (this backend or the edge, e.g.
+    /// http://127.0.0.1:8880) instead of loading the model here; the API key is
+    /// read from KOKORO_API_KEY (or OPENAI_API_KEY).
+    #[arg(long, env = "KOKORO_SERVER")]
+    server: Option<String>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -148,6 +153,22 @@ async fn say(args: SayArgs) -> Result<()> {
         .unwrap_or("mp3")
         .to_ascii_lowercase();
     let body = serde_json::json!({"input": text, "voice": args.voice, "speed": args.speed, "response_format": ext});
+    if let Some(server) = &args.server {
+        let t = std::time::Instant::now();
+        let n = kokoro_backend::client::say(
+            server,
+            body,
+            &args.output,
+            kokoro_backend::client::key_from_env().as_deref(),
+        )
+        .await?;
+        eprintln!(
+            "\nwrote {} ({n} bytes from {server} in {:.1} s)",
+            args.output.display(),
+            t.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let req = kokoro_core::SpeechRequest::from_value(&body)
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let cfg = args.engine.validate().map_err(anyhow::Error::msg)?;

@@ -1413,3 +1413,96 @@ mod wyoming_protocol {
         );
     }
 }
+
+/// `say --server` against the router on a real socket (keys, errors, the file).
+mod say_client {
+    use super::*;
+    use kokoro_backend::client;
+
+    async fn serve(s: AppState) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let svc = kokoro_serve::TowerToHyperService::new(app(s));
+        tokio::spawn(kokoro_serve::serve(
+            listener,
+            kokoro_serve::Limits::default(),
+            Arc::new(kokoro_serve::Stats::default()),
+            svc,
+            std::future::pending(),
+        ));
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn streams_the_file_with_the_key_and_shows_the_apis_errors() {
+        let url = serve(state(Opts {
+            keys: &["sesame"],
+            ..DEFAULT
+        }))
+        .await;
+        let dir = std::env::temp_dir().join(format!("say-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("hello.wav");
+        let body = json!({"input": "Hello there. How are you?", "voice": "af_heart", "response_format": "wav"});
+        let n = client::say(&url, body.clone(), &out, Some("sesame"))
+            .await
+            .unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        assert_eq!(bytes.len() as u64, n);
+        assert_eq!(&bytes[..4], b"RIFF");
+        assert!(n > 44 + 4800, "{n} bytes");
+
+        let e = client::say(&url, body.clone(), &out, None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(401)"), "{e}");
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            bytes,
+            "an error keeps the file that was there"
+        );
+        assert!(!dir.join("hello.wav.part").exists());
+        let bad = json!({"input": "Hi.", "voice": "af_nobody"});
+        let e = client::say(&url, bad, &out, Some("sesame"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("af_nobody") && e.contains("(400)"), "{e}");
+        let e = client::say("http://127.0.0.1:9", body, &out, None)
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("cannot reach http://127.0.0.1:9"),
+            "{e:#}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_short_is_an_error_and_leaves_no_file() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut c, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0; 65536];
+            let _ = c.read(&mut buf).await;
+            let delta = format!(
+                "data: {{\"type\":\"speech.audio.delta\",\"audio\":\"{}\"}}\n\n",
+                base64::engine::general_purpose::STANDARD.encode(b"RIFFxxxx")
+            );
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+            c.write_all(format!("{head}{delta}").as_bytes())
+                .await
+                .unwrap();
+        });
+        let out = std::env::temp_dir().join(format!("say-cut-{}.wav", std::process::id()));
+        let e = client::say(&url, json!({"input": "Hi."}), &out, None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("ended the stream"), "{e:#}");
+        assert!(!out.exists());
+    }
+}
