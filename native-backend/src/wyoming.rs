@@ -821,8 +821,13 @@ mod tests {
         let header: Value = serde_json::from_slice(line).unwrap();
         assert_eq!(header["type"], "audio-chunk");
         assert_eq!(header["version"], PROTOCOL_VERSION);
-        assert_eq!(header["data_length"], 15);
+        let data = br#"{"rate":24000}"#;
+        assert_eq!(header["data_length"], data.len());
         assert_eq!(header["payload_length"], 3);
+        // Header line, then the data section, then the payload, nothing else.
+        let rest = &bytes[line.len() + 1..];
+        assert_eq!(&rest[..data.len()], data);
+        assert_eq!(&rest[data.len()..], b"\x01\x02\x03");
         let f = read(&bytes, 1024).await.unwrap().unwrap();
         assert_eq!(f.kind, "audio-chunk");
         assert_eq!(f.data["rate"], 24000);
