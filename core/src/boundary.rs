@@ -21,6 +21,12 @@ pub enum Route {
     CaptionedSpeech,
     /// Text in as it is written, audio out: a WebSocket (ElevenLabs' `stream-input`).
     StreamInput,
+    /// `/`: a redirect to the playground.
+    Root,
+    /// The playground's page (`/web`).
+    Web,
+    /// One of the playground's files (`/web/{file}`: script, style sheet, wasm).
+    WebAsset,
 }
 
 /// The one method a route answers.
@@ -60,7 +66,7 @@ const fn spec(path: &'static str, method: Method, route: Route, open: bool) -> R
 }
 
 /// Every route of the API, in the contract's order.
-pub const ROUTES: [RouteSpec; 11] = [
+pub const ROUTES: [RouteSpec; 14] = [
     spec("/v1/audio/speech", Method::Post, Route::Speech, false),
     spec("/v1/models", Method::Get, Route::Models, false),
     spec("/v1/models/{id}", Method::Get, Route::Model, false),
@@ -82,6 +88,10 @@ pub const ROUTES: [RouteSpec; 11] = [
         false,
     ),
     spec(STREAM_INPUT, Method::Get, Route::StreamInput, false),
+    // The playground is static and open; the API calls it makes need the key.
+    spec("/", Method::Get, Route::Root, true),
+    spec("/web", Method::Get, Route::Web, true),
+    spec("/web/{file}", Method::Get, Route::WebAsset, true),
 ];
 
 /// The WebSocket route's template. The edge host serves it natively (wasi:http has
@@ -133,11 +143,12 @@ pub fn match_route(method: &str, path: &str) -> Match {
     allow.map_or(Match::NotFound, Match::MethodNotAllowed)
 }
 
-/// Whether a path is served without an API key (`/health`, `/metrics`). Every other
+/// Whether a path is served without an API key (`/health`, `/metrics`, the
+/// playground's static files). Every other
 /// path, unknown ones included, needs the key when keys are configured, so an
 /// unauthenticated client learns nothing about the routes.
 pub fn is_open(path: &str) -> bool {
-    ROUTES.iter().any(|r| r.open && r.path == path)
+    ROUTES.iter().any(|r| r.open && path_matches(r.path, path))
 }
 
 /// The token of an `Authorization: Bearer <token>` header. The scheme is
@@ -255,6 +266,9 @@ mod tests {
     fn only_probes_are_open() {
         assert!(is_open("/health") && is_open("/metrics"));
         assert!(!is_open("/status") && !is_open("/nope") && !is_open("/v1/audio/speech"));
+        // The playground's static files are open; nothing past them is.
+        assert!(is_open("/") && is_open("/web") && is_open("/web/app.js"));
+        assert!(!is_open("/web/") && !is_open("/web/a/b") && !is_open("/v1/models/x"));
     }
 
     #[test]

@@ -249,7 +249,7 @@ async fn routes_methods_and_ids() {
     assert_error(st, &b, 404, "not_found", Some("id"));
     // Every route of the table answers its method.
     for r in &kokoro_core::boundary::ROUTES {
-        let path = r.path.replace("{id}", "tts-1");
+        let path = r.path.replace("{id}", "tts-1").replace("{file}", "app.js");
         let req = match r.method {
             kokoro_core::boundary::Method::Get => get(&path),
             kokoro_core::boundary::Method::Post => post_json(&path, "{}"),
@@ -312,6 +312,40 @@ async fn one_api_key_rule() {
     assert_eq!(send(&s, get("/metrics")).await.0, 200);
     let (st, _, b) = send(&s, get("/nope")).await;
     assert_error(st, &b, 401, "invalid_api_key", None);
+}
+
+#[tokio::test]
+async fn the_playground_is_served_open_and_self_contained() {
+    // Keys configured: the page loads without one (the API calls it makes need it).
+    let s = state(Opts {
+        keys: &["k1"],
+        ..DEFAULT
+    });
+    let (st, h, _) = send(&s, get("/")).await;
+    assert_eq!(st, 307);
+    assert_eq!(h[header::LOCATION], "/web");
+    let (st, h, b) = send(&s, get("/web")).await;
+    assert_eq!(st, 200);
+    assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(String::from_utf8_lossy(&b).contains("/web/app.js"));
+    for (file, kind) in [("app.js", "text/javascript"), ("style.css", "text/css")] {
+        let (st, h, b) = send(&s, get(&format!("/web/{file}"))).await;
+        assert_eq!(st, 200, "{file}");
+        assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with(kind));
+        assert_eq!(b.len(), kokoro_web::asset(file).unwrap().body.len());
+    }
+    // Only the page's files: no directory walk, no file outside the list, no key leak.
+    for path in ["/web/nope.js", "/web/..%2FCargo.toml", "/web/index.html"] {
+        let (st, _, b) = send(&s, get(path)).await;
+        assert_error(st, &b, 404, "not_found", None);
+    }
+    let (st, _, b) = send(&s, get("/web/a/b")).await;
+    assert_error(st, &b, 401, "invalid_api_key", None);
+    let (st, _, b) = send(&s, post_json("/web", "{}")).await;
+    assert_error(st, &b, 405, "method_not_allowed", None);
 }
 
 #[tokio::test]

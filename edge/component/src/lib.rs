@@ -115,6 +115,17 @@ fn is_json(req: &IncomingRequest) -> bool {
     boundary::is_json(header(&req.headers(), "content-type").as_deref())
 }
 
+/// One of the playground's files, with its content type and headers.
+async fn respond_web(out: ResponseOutparam, asset: kokoro_web::Asset, rid: String) {
+    let mut headers: Vec<(&str, String)> = kokoro_web::HEADERS
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_string()))
+        .collect();
+    headers.push(("content-type", asset.content_type.to_string()));
+    headers.push((REQUEST_ID, rid));
+    respond(out, 200, &headers, asset.body.to_vec()).await
+}
+
 #[spin_sdk::http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let cfg = Config::load();
@@ -151,6 +162,19 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             // with it is refused whole.)
             respond(out, e.status(), &headers, e.to_json().into_bytes()).await
         }
+        // The playground is compiled in: it works with or without a backend.
+        Route::Root => {
+            let headers = [
+                ("location", kokoro_web::PAGE.to_string()),
+                (REQUEST_ID, rid),
+            ];
+            respond(out, 307, &headers, Vec::new()).await
+        }
+        Route::Web => respond_web(out, kokoro_web::index(), rid).await,
+        Route::WebAsset => match path.strip_prefix("/web/").and_then(kokoro_web::asset) {
+            Some(asset) => respond_web(out, asset, rid).await,
+            None => respond_error(out, &ApiError::no_such_route(), &rid).await,
+        },
         Route::Health => {
             respond(
                 out,

@@ -70,6 +70,9 @@ pub fn app(state: AppState) -> Router {
             Route::GenerateFromPhonemes => post(generate_from_phonemes),
             Route::CaptionedSpeech => post(captioned_speech),
             Route::StreamInput => get(stream_input::stream_input),
+            Route::Root => get(web_root),
+            Route::Web => get(web_page),
+            Route::WebAsset => get(web_asset),
         };
         router = router.route(r.path, method);
     }
@@ -94,6 +97,40 @@ pub fn app(state: AppState) -> Router {
             middleware::close_after_error_with_body,
         ))
         .with_state(state)
+}
+
+/// `/`: the playground.
+async fn web_root() -> Response {
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [(header::LOCATION, kokoro_web::PAGE)],
+    )
+        .into_response()
+}
+
+fn web_file(asset: kokoro_web::Asset) -> Response {
+    let mut resp = Response::new(Body::from(asset.body));
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    for (name, value) in kokoro_web::HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    resp
+}
+
+/// `/web`: the playground's page.
+async fn web_page() -> Response {
+    web_file(kokoro_web::index())
+}
+
+/// `/web/{file}`: the page's script and style sheet; any other name is a 404.
+async fn web_asset(Path(file): Path<String>) -> Result<Response, AppError> {
+    kokoro_web::asset(&file)
+        .map(web_file)
+        .ok_or_else(|| ApiError::no_such_route().into())
 }
 
 async fn not_found() -> AppError {
