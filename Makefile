@@ -98,7 +98,7 @@ define with_e2e_servers
 	curl -sf http://$(E2E_ADDR)/health >/dev/null || { cat target/e2e-backend.log; exit 1; }; \
 	curl -sf http://$(E2E_EDGE_ADDR)/health >/dev/null || { cat target/e2e-edge.log; exit 1; }; \
 	curl -sf http://$(E2E_NN_ADDR)/health >/dev/null || { cat target/e2e-nn.log; exit 1; }; \
-	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) KOKORO_NN_URL=http://$(E2E_NN_ADDR) KOKORO_WYOMING=$(E2E_WYOMING_ADDR) $(1)
+	KOKORO_URL=http://$(E2E_ADDR) KOKORO_EDGE_URL=http://$(E2E_EDGE_ADDR) KOKORO_NN_URL=http://$(E2E_NN_ADDR) KOKORO_WYOMING_ADDR=$(E2E_WYOMING_ADDR) $(1)
 endef
 
 # The Python end-to-end suite once against the real servers (E2E_TESTS: a part of it,

@@ -15,7 +15,7 @@ from wyoming.tts import (Synthesize, SynthesizeChunk, SynthesizeStart, Synthesiz
 
 from conftest import transcribe, wer
 
-HOST, PORT = os.environ.get("KOKORO_WYOMING", "127.0.0.1:18890").rsplit(":", 1)
+HOST, PORT = os.environ.get("KOKORO_WYOMING_ADDR", "127.0.0.1:18890").rsplit(":", 1)
 PORT = int(PORT)
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 REPLY = ("Sure, the kitchen lights are off now. The front door is locked, and the "
