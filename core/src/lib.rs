@@ -6,7 +6,8 @@
 //! - [`boundary`]: the route table, the API-key rule, request ids, the JSON check.
 //! - [`voice`]: the voice catalog and blend expressions (`af_bella(2)+af_sky(1)`).
 //! - [`normalize`]: English text normalization (numbers, money, dates, ...).
-//! - [`chunk`]: sentence-first chunking with a small first chunk; [`intake`]: where
+//! - [`chunk`]: sentence-first chunking with a small first chunk; [`plan`]: a
+//!   request as pauses and text chunks; [`intake`]: where
 //!   text that arrives a few characters at a time can be cut.
 //! - [`vocab::Vocab`]: phoneme ids; [`cache_key::cache_key`]: stable cache keys;
 //!   [`cache_entry`]: the edge cache's entry format.
@@ -25,6 +26,7 @@ pub mod intake;
 pub mod markup;
 pub mod normalize;
 pub mod numbers;
+pub mod plan;
 pub mod request;
 pub mod vocab;
 pub mod voice;
