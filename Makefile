@@ -20,14 +20,20 @@ E2E_NN_ADDR ?= 127.0.0.1:13100
 E2E_WYOMING_ADDR ?= 127.0.0.1:18890
 ASSETS_DIR ?= $(or $(KOKORO_ASSETS_DIR),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/kokoro-edge,$(HOME)/.cache/kokoro-edge))
 NN_MODEL := $(ASSETS_DIR)/kokoro-v1.0.int8-fconv.onnx
+# The wasm-bindgen CLI must match the crate kokoro-core-web pins.
+WASM_BINDGEN := 0.2.130
 
-.PHONY: fuzz up up-wasi-nn loadtest soak caws-tools caws-validate caws-static caws-unit caws-mutation caws-contracts caws-integration caws-perf caws-gates caws-selftest caws-ci test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e bench bench-wyoming
+.PHONY: fuzz up up-wasi-nn loadtest soak caws-tools caws-validate caws-static caws-unit caws-mutation caws-contracts caws-integration caws-perf caws-gates caws-selftest caws-ci test setup toolchain sysdeps assets pydeps build fmt-check clippy unit wasm e2e browser chromium bench bench-wyoming
 
 setup: toolchain sysdeps assets pydeps
 
 toolchain:
 	@rustup show active-toolchain >/dev/null
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+# Not --locked: the CLI's own lock file names a webpki-roots release the registry mirror here lacks.
+	@[ "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN)" ] || \
+	  { echo "installing wasm-bindgen-cli $(WASM_BINDGEN)"; $(CARGO) install --quiet wasm-bindgen-cli --version $(WASM_BINDGEN); }
 
 # System libraries: libopus (opus encoder) and pkg-config to find it.
 sysdeps:
@@ -57,12 +63,13 @@ build: toolchain sysdeps wasm
 up: setup build
 	@$(BACKEND) serve & pid=$$!; trap 'kill $$pid 2>/dev/null' EXIT INT TERM; \
 	for i in $$(seq 1 120); do curl -sf http://127.0.0.1:8880/health >/dev/null && break; sleep 0.5; done; \
-	echo "backend: http://127.0.0.1:8880   edge: http://127.0.0.1:3000"; \
+	echo "backend: http://127.0.0.1:8880   edge: http://127.0.0.1:3000   playground: http://127.0.0.1:3000/web"; \
 	$(EDGE) --listen 127.0.0.1:3000 --backend-url http://127.0.0.1:8880
 
 # The wasi-nn edge alone on 127.0.0.1:3000: the component synthesizes wav/pcm/flac
 # itself through wasi:nn (the host loads the model once); no backend runs.
 up-wasi-nn: setup build
+	@echo "edge (wasi-nn): http://127.0.0.1:3000   playground: http://127.0.0.1:3000/web"
 	$(EDGE) --listen 127.0.0.1:3000 --component target/edge-nn.wasm --nn-model $(NN_MODEL)
 
 fmt-check:
@@ -74,8 +81,13 @@ clippy: sysdeps
 unit: sysdeps wasm build
 	$(CARGO) test --workspace
 
-# The pure core and the edge component (both builds: wasi-only, and Spin KV/variables).
+# The pure core and the edge component (both builds: wasi-only, and Spin KV/variables),
+# and first kokoro-core for the browser (bound by wasm-bindgen into target/web-core/,
+# which kokoro-web compiles into both tiers' playground).
 wasm: toolchain
+	$(CARGO) build -p kokoro-core-web --target wasm32-unknown-unknown --profile web
+	$(CARGO) clippy -p kokoro-core-web --target wasm32-unknown-unknown --profile web -- -D warnings
+	wasm-bindgen --target web --no-typescript --out-dir target/web-core target/wasm32-unknown-unknown/web/kokoro_core_web.wasm
 	$(CARGO) build -p kokoro-core --target wasm32-wasip2
 	$(CARGO) build -p kokoro-edge-component --target wasm32-wasip2
 	cp target/wasm32-wasip2/debug/kokoro_edge_component.wasm target/edge-wasi.wasm
@@ -107,8 +119,19 @@ E2E_TESTS ?= tests/e2e
 e2e: build pydeps
 	$(call with_e2e_servers,$(VENV)/bin/python -m pytest -q $(E2E_TESTS),http://127.0.0.1:9)
 
+# Debian's chromium for the playground's browser tests (Playwright drives it; its own
+# browser download cannot work here).
+chromium:
+	@command -v chromium >/dev/null || { echo "installing chromium"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The playground in a real browser against the real servers; screenshots go to
+# target/playground/.
+browser: build pydeps chromium
+	$(call with_e2e_servers,$(VENV)/bin/python -m pytest -q tests/browser,http://127.0.0.1:9)
+
 # Each step in turn, timed: the log says where a slow run spent its time.
-TEST_STEPS := setup fmt-check clippy wasm build unit caws-integration loadtest caws-ci
+TEST_STEPS := setup fmt-check clippy wasm build unit caws-integration browser loadtest caws-ci
 test:
 	@t0=$$(date +%s); for step in $(TEST_STEPS); do t=$$(date +%s); \
 	  $(MAKE) --no-print-directory $$step; \

@@ -22,7 +22,22 @@ const INDEX: Asset = Asset {
 };
 
 /// The files under `/web/`, by name.
-const FILES: [(&str, Asset); 2] = [
+const FILES: [(&str, Asset); 4] = [
+    // kokoro-core in the browser (see build.rs): empty when it was not built.
+    (
+        "core.js",
+        Asset {
+            body: include_bytes!(concat!(env!("OUT_DIR"), "/core.js")),
+            content_type: "text/javascript; charset=utf-8",
+        },
+    ),
+    (
+        "core.wasm",
+        Asset {
+            body: include_bytes!(concat!(env!("OUT_DIR"), "/core.wasm")),
+            content_type: "application/wasm",
+        },
+    ),
     (
         "app.js",
         Asset {
@@ -44,10 +59,17 @@ pub const fn index() -> Asset {
     INDEX
 }
 
-/// A file of the page (`/web/{file}`), or `None` for any other name.
+/// A file of the page (`/web/{file}`), or `None` for any other name (and for the
+/// browser core when this build does not have it).
 pub fn asset(file: &str) -> Option<Asset> {
-    FILES.iter().find(|(n, _)| *n == file).map(|(_, a)| *a)
+    FILES
+        .iter()
+        .find(|(n, a)| *n == file && !a.body.is_empty())
+        .map(|(_, a)| *a)
 }
+
+/// Whether this build serves kokoro-core to the browser (`make wasm` built it).
+pub const HAS_CORE: bool = cfg!(kokoro_web_core);
 
 /// Headers for every playground answer: revalidated on each load (the files change
 /// with the build), never sniffed, and a policy that lets the page reach only its
@@ -79,6 +101,12 @@ mod tests {
         }
         assert!(asset("index.html").is_none() && asset("../Cargo.toml").is_none());
         assert!(asset("").is_none() && asset("APP.JS").is_none());
+        // The browser core is served exactly when it was built in.
+        assert_eq!(asset("core.wasm").is_some(), HAS_CORE);
+        assert_eq!(asset("core.js").is_some(), HAS_CORE);
+        if let Some(wasm) = asset("core.wasm") {
+            assert_eq!(&wasm.body[..4], b"\0asm");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ const LANGUAGES = { "en-us": "English (US)", "en-gb": "English (UK)", es: "Spani
 const $ = (id) => document.getElementById(id);
 // What a test (or a curious person) can read: how far playback has got.
 const state = { voices: [], blend: [], samplesScheduled: 0, wordsSeen: 0, playing: false,
-  lastError: null, ctx: null };
+  lastError: null, ctx: null, core: null, preview: null };
 window.kokoroPlayground = state;
 
 let run = null; // the playback in progress: { abort, sources, start }
@@ -87,6 +87,7 @@ function pyLiteral(v) {
 }
 
 function updateCode() {
+  schedulePreview();
   const format = $("format").value;
   const body = requestBody({ response_format: format });
   const keyed = $("key").value.trim() !== "";
@@ -109,6 +110,56 @@ function updateCode() {
     ") as response:",
     `    response.stream_to_file("speech.${format}")`,
   ].join("\n");
+}
+
+// ---- the server's rules in the page (kokoro-core in WebAssembly) ----
+
+// The body Play sends: what the preview checks.
+function playBody() {
+  return requestBody({ response_format: "pcm", stream: true, stream_format: "sse", timestamps: "word" });
+}
+
+let previewPending = false;
+function schedulePreview() {
+  if (previewPending || !state.core) return;
+  previewPending = true;
+  requestAnimationFrame(() => { previewPending = false; updatePreview(); });
+}
+
+function updatePreview() {
+  const v = JSON.parse(state.core.preview(JSON.stringify(playBody())));
+  state.preview = v;
+  const err = $("preview-error");
+  const list = $("preview-pieces");
+  list.replaceChildren();
+  if (!v.ok) {
+    $("preview-summary").textContent = `The server will answer ${v.status}:`;
+    err.textContent = v.error; // the server's body, byte for byte
+    err.hidden = false;
+    return;
+  }
+  err.hidden = true;
+  err.textContent = "";
+  const texts = v.pieces.filter((p) => p.text !== undefined).length;
+  $("preview-summary").textContent =
+    `${v.chars} of ${v.limit} characters; spoken as ${texts} piece${texts === 1 ? "" : "s"}, after normalization:`;
+  for (const p of v.pieces) {
+    const li = document.createElement("li");
+    if (p.text !== undefined) li.textContent = p.text;
+    else { li.className = "pause"; li.textContent = `pause ${p.pause_secs} s`; }
+    list.append(li);
+  }
+}
+
+async function loadCore() {
+  try {
+    const mod = await import("/web/core.js");
+    await mod.default({ module_or_path: "/web/core.wasm" });
+    state.core = mod;
+    updatePreview();
+  } catch (e) {
+    $("preview-note").textContent = "The live preview is not in this build (make wasm builds it).";
+  }
 }
 
 // ---- voices and blends ----
@@ -277,7 +328,7 @@ async function play(event) {
   setStatus("Synthesizing…");
   const t0 = performance.now();
   try {
-    const body = requestBody({ response_format: "pcm", stream: true, stream_format: "sse", timestamps: "word" });
+    const body = playBody();
     const resp = await fetch("/v1/audio/speech", {
       method: "POST", signal: abort.signal,
       headers: Object.assign({ "Content-Type": "application/json" }, authHeaders()),
@@ -406,6 +457,7 @@ function init() {
   updateCount();
   updateCode();
   loadVoices();
+  loadCore();
 }
 
 init();
