@@ -149,6 +149,7 @@ def test_the_preview_runs_the_servers_rules_in_the_page(page, base):
     assert pieces == ["It costs five dollars.", "pause 0.5 s", "Then we go home."], pieces
     assert p.text_content("#preview-summary").startswith("42 of 4096 characters")
     # Each mistake: the page shows the body the server answers, byte for byte.
+    shown = ""
     for text, voice, status in [
         ("... !!! [pause:1s]", "af_heart", 422),
         ("a" * 4097, "af_heart", 400),
@@ -157,7 +158,10 @@ def test_the_preview_runs_the_servers_rules_in_the_page(page, base):
     ]:
         p.fill("#text", text)
         p.fill("#voice", voice)
-        p.wait_for_selector("#preview-error:not([hidden])")
+        # Each case's error differs from the last one's: wait for this one.
+        p.wait_for_function(
+            "prev => { const e = document.querySelector('#preview-error');"
+            " return !e.hidden && e.textContent !== prev; }", arg=shown)
         shown = p.text_content("#preview-error")
         body = p.evaluate("JSON.stringify(playBody())")
         got_status, got = server_answer(base, body)
