@@ -8,9 +8,11 @@ use crate::markup::{Segment, segments};
 use crate::normalize::{SpanMap, normalize, normalize_mapped};
 use crate::{ApiError, SAMPLE_RATE, SpeechRequest};
 
+/// The default chunk windows, shared by the backend and the wasi-nn edge.
+///
 /// A streamed request's first piece is a sentence or clause of up to 100
 /// characters: the encoder sees all of it (prosody, durations) and first audio
-/// comes from the decoder's first window (see [`windows`]). Two-word fragments (12
+/// comes from the decoder's first window (see `kokoro_synth::windows`). Two-word fragments (12
 /// characters) used to be the first chunk: the sentence came out up to 30% longer,
 /// with a pause after the fragment (41 such pauses over 22 sentences, against 5
 /// with windows), and first audio took ~423 ms against ~336 ms.

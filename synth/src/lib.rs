@@ -48,10 +48,6 @@ pub fn ids_per_call(speed: f32) -> usize {
     ((IDS_PER_CALL as f32 * speed.min(1.0)) as usize).clamp(64, IDS_PER_CALL)
 }
 
-/// The default chunk windows, shared by the backend and the wasi-nn edge.
-///
-pub use kokoro_core::plan::DEFAULT_CHUNK;
-
 /// The assets directory as the environment names it (`KOKORO_ASSETS_DIR`, then the
 /// XDG cache, then `~/.cache`): see [`kokoro_core::assets::default_dir`].
 pub fn assets_dir_from_env() -> std::path::PathBuf {
@@ -502,7 +498,7 @@ pub fn sanitize(audio: &mut [f32]) -> usize {
 
 // Planning (pauses, normalization, chunks) is pure: it lives in `kokoro_core::plan`
 // so that the browser (the playground) plans exactly as the server does.
-pub use kokoro_core::plan::{Piece, plan, plan_mapped};
+pub use kokoro_core::plan::{DEFAULT_CHUNK, Piece, plan, plan_mapped};
 
 #[cfg(test)]
 mod tests {
